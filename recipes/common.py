@@ -1,0 +1,75 @@
+"""Pieces shared by the zoo's training recipes (the loops themselves stay in each recipe)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+ZOO = REPO / "course_utils" / "zoo"
+RUNS = REPO / "runs"
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return dev
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+
+
+def lr_at(step: int, lr: float, warmup: int) -> float:
+    """Linear warm-up, then constant: a run stopped at any step is the same as one asked for that step."""
+    return lr * min(1.0, (step + 1) / warmup)
+
+
+class Budget:
+    """Stops a run after ``minutes`` of wall time (a safety net; the step count is what the card records)."""
+
+    def __init__(self, minutes: float | None):
+        self.start = time.perf_counter()
+        self.minutes = minutes
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def over(self) -> bool:
+        return self.minutes is not None and self.elapsed > self.minutes * 60
+
+
+def write_run_info(out: Path, **info) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def to_fp16_storage(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of the model for saving: weights stored in float16 halve the zoo's size.
+
+    Loading still gives float32 (diffusers and transformers cast to the dtype you ask for,
+    float32 by default), so CPU learners never meet fp16 by accident.
+    """
+    import copy
+
+    return copy.deepcopy(model).to(torch.float16)

@@ -1,0 +1,150 @@
+"""Train ``tiny-ddpm``, the course's offline stand-in for google/ddpm-cat-256.
+
+    python recipes/train_tiny_ddpm.py                  # the CPU recipe (fits 60 min on 2 cores)
+    python recipes/train_tiny_ddpm.py --profile gpu    # the recipe the committed weights came from
+    python recipes/train_tiny_ddpm.py --steps 20 --subset 16 --out /tmp/smoke   # a smoke test
+
+An unconditional UNet2DModel (32x32 RGB) with the same DDPMScheduler settings as
+google/ddpm-cat-256, trained on the emoji whose name has the word "face".
+The loop is the one ``notebooks/08_train_your_own.ipynb`` walks through.
+The output folder has the root-level layout of google/ddpm-cat-256: one folder that
+DDPMPipeline, UNet2DModel and DDPMScheduler all load from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from common import RUNS, ZOO, Budget, ema_update, hardware, lr_at, pick_device, to_fp16_storage, write_run_info
+from tqdm.auto import tqdm
+
+from course_utils.emoji_data import load_emoji
+
+PROFILES = {  # batch size, steps
+    "cpu": dict(batch=64, steps=3000),
+    "gpu": dict(batch=128, steps=12000),
+}
+
+
+def build_unet():
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(
+        sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
+        block_out_channels=(32, 64, 96),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+    )
+
+
+def build_scheduler():
+    from diffusers import DDPMScheduler
+
+    # google/ddpm-cat-256's scheduler settings: 1,000 linear betas, clipped samples.
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0001,
+                         beta_end=0.02, clip_sample=True, variance_type="fixed_small")
+
+
+def save_root_layout(unet, scheduler, out: Path) -> None:
+    """model_index.json + config.json + weights + scheduler_config.json, all in one folder."""
+    import diffusers
+
+    out.mkdir(parents=True, exist_ok=True)
+    to_fp16_storage(unet).cpu().save_pretrained(out)
+    scheduler.save_pretrained(out)
+    index = {"_class_name": "DDPMPipeline", "_diffusers_version": diffusers.__version__,
+             "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"]}
+    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+@torch.no_grad()
+def sample_grid(unet, scheduler, device, path: Path, n: int = 16, steps: int = 50) -> None:
+    from diffusers import DDPMPipeline
+    from diffusers.utils import make_image_grid
+
+    pipe = DDPMPipeline(unet=unet, scheduler=copy.deepcopy(scheduler)).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    gen = torch.Generator(device).manual_seed(0)
+    images = pipe(batch_size=n, generator=gen, num_inference_steps=steps).images
+    make_image_grid(images, rows=2, cols=n // 2).resize((n // 2 * 64, 128)).save(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", choices=PROFILES, default="cpu")
+    ap.add_argument("--steps", type=int, help="override the profile's step count")
+    ap.add_argument("--batch", type=int, help="override the profile's batch size")
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--subset", type=int, help="train on the first N face emoji only (smoke tests)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--max-minutes", type=float, help="stop early after this much wall time")
+    ap.add_argument("--sample-every", type=int, default=2000)
+    ap.add_argument("--out", type=Path, default=ZOO / "tiny-ddpm")
+    ap.add_argument("--run-dir", type=Path, default=RUNS / "tiny-ddpm")
+    args = ap.parse_args()
+    cfg = dict(PROFILES[args.profile])
+    cfg.update({k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v})
+
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    data = load_emoji(32)
+    idx = data.subset("face")
+    if args.subset:
+        idx = idx[: args.subset]
+    x_all = data.tensor(idx).to(device)
+    print(f"tiny-ddpm: {len(idx)} face emoji, {cfg['steps']} steps of batch {cfg['batch']} on {hardware(device)}")
+
+    unet, scheduler = build_unet().to(device), build_scheduler()
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0)
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    gen = torch.Generator(device).manual_seed(args.seed)
+    alphas = scheduler.alphas_cumprod.to(device)
+    budget, losses, step = Budget(args.max_minutes), [], 0
+
+    for step in (bar := tqdm(range(cfg["steps"]), desc="tiny-ddpm")):
+        pick = torch.randint(0, len(x_all), (cfg["batch"],), device=device, generator=gen)
+        x0 = x_all[pick]
+        flip = torch.rand(cfg["batch"], 1, 1, 1, device=device, generator=gen) < 0.5
+        x0 = torch.where(flip, x0.flip(-1), x0)  # faces survive a mirror
+        noise = torch.randn(x0.shape, device=device, generator=gen)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg["batch"],), device=device, generator=gen)
+        a = alphas[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise  # what scheduler.add_noise(x0, noise, t) computes
+        loss = F.mse_loss(unet(noisy, t).sample, noise)  # epsilon prediction
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, args.lr, 500)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        ema_update(ema, unet, min(0.999, (1 + step) / (10 + step)))
+        losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        if args.sample_every and (step + 1) % args.sample_every == 0:
+            sample_grid(ema, scheduler, device, args.run_dir / f"samples-{step + 1:06d}.png")
+        if budget.over():
+            print(f"stopping at step {step + 1}: the {args.max_minutes}-minute budget is spent")
+            break
+
+    steps_done = step + 1
+    minutes = budget.elapsed / 60
+    ema = ema.to(torch.float32)
+    save_root_layout(ema, scheduler, args.out)
+    sample_grid(ema, scheduler, device, args.out / "samples.png")
+    write_run_info(args.run_dir, model="tiny-ddpm", profile=args.profile, steps=steps_done,
+                   batch=cfg["batch"], lr=args.lr, seed=args.seed, images=len(idx), minutes=round(minutes, 2),
+                   hardware=hardware(device), torch=torch.__version__, final_loss=sum(losses[-200:]) / len(losses[-200:]),
+                   parameters=sum(p.numel() for p in ema.parameters()))
+    print(f"saved {args.out} after {steps_done} steps in {minutes:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Train ``tiny-sd``, the course's offline stand-in for CompVis/stable-diffusion-v1-4.
+
+    python recipes/train_tiny_sd.py --stage vae        # 1. the VAE (64 px -> 8x8x4 latents)
+    python recipes/train_tiny_sd.py --stage unet       # 2. the text encoder and the UNet together
+    python recipes/train_tiny_sd.py --stage vae --profile gpu   # the recipe of the committed weights
+    python recipes/train_tiny_sd.py --stage vae --steps 10 --subset 32 --out /tmp/smoke   # smoke test
+
+The output folder has the real repository's layout: model_index.json and the subfolders
+vae/, text_encoder/, tokenizer/, unet/ and scheduler/ (a PNDMScheduler with SD's betas).
+The tokenizer is CLIP's, built by ``recipes/build_tokenizer.py``. Text-to-image training
+uses every training emoji with its caption as the prompt, and drops the caption (the empty
+prompt) for 10% of the examples, so that classifier-free guidance works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from common import RUNS, ZOO, Budget, ema_update, hardware, lr_at, pick_device, to_fp16_storage, write_run_info
+from tqdm.auto import tqdm
+
+from course_utils.emoji_data import load_emoji
+
+PROFILES = {
+    "cpu": {"vae": dict(batch=32, steps=4000), "unet": dict(batch=64, steps=8000)},
+    "gpu": {"vae": dict(batch=64, steps=12000), "unet": dict(batch=256, steps=16000)},
+}
+SAMPLE_PROMPTS = ["cat face", "red heart", "flag Japan", "grinning face", "rocket", "sun", "pizza", "green apple"]
+CFG_DROP = 0.1
+
+
+def build_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3, out_channels=3, latent_channels=4, sample_size=64, layers_per_block=1,
+        block_out_channels=(32, 64, 64, 64),  # 4 blocks: 2 ** 3 == 8, as in SD
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    )
+
+
+def build_text_encoder():
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=49408, max_position_embeddings=77, hidden_size=64, intermediate_size=256,
+        num_hidden_layers=2, num_attention_heads=2, projection_dim=64,
+        bos_token_id=49406, eos_token_id=49407, pad_token_id=49407,
+    ))
+
+
+def build_unet():
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(64, 96, 128), attention_head_dim=8, cross_attention_dim=64,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    )
+
+
+def build_scheduler():
+    from diffusers import PNDMScheduler
+
+    # CompVis/stable-diffusion-v1-4's scheduler_config.json, value for value.
+    return PNDMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                         beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1,
+                         set_alpha_to_one=False)
+
+
+def train_vae(args, cfg, device, data, train_idx) -> None:
+    x_all = data.tensor(train_idx).to(device)
+    vae = build_vae().to(device)
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr or 1e-3, weight_decay=0.0)
+    gen = torch.Generator(device).manual_seed(args.seed)
+    budget, step = Budget(args.max_minutes), 0
+    for step in (bar := tqdm(range(cfg["steps"]), desc="tiny-sd vae")):
+        x = x_all[torch.randint(0, len(x_all), (cfg["batch"],), device=device, generator=gen)]
+        post = vae.encode(x).latent_dist
+        z = post.mean + post.std * torch.randn(post.mean.shape, device=device, generator=gen)
+        rec = vae.decode(z).sample
+        kl = post.kl().mean() / z[0].numel()
+        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x) + 1e-4 * kl
+        for g in opt.param_groups:
+            # one drop to a tenth for the last 20% of the run (of its steps, or of its time budget)
+            progress = max(step / cfg["steps"], budget.elapsed / (60 * args.max_minutes) if args.max_minutes else 0)
+            g["lr"] = lr_at(step, args.lr or 1e-3, 300) * (0.1 if progress > 0.8 else 1.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0:
+            psnr = -10 * torch.log10(F.mse_loss(rec.clamp(-1, 1) / 2, x / 2)).item()
+            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
+        if budget.over():
+            print(f"stopping at step {step + 1}: the {args.max_minutes}-minute budget is spent")
+            break
+
+    # scaling_factor from the data: 1 / std of the latents, so the UNet sees unit variance.
+    vae.eval()
+    with torch.no_grad():
+        zs = torch.cat([vae.encode(x_all[i : i + 256]).latent_dist.sample(generator=gen)
+                        for i in range(0, len(x_all), 256)])
+    scaling = float(1.0 / zs.std())
+    vae.register_to_config(scaling_factor=round(scaling, 5))
+    out = args.out / "vae"
+    to_fp16_storage(vae).cpu().save_pretrained(out)
+    print(f"vae: scaling_factor = {scaling:.5f}, saved {out} after {step + 1} steps")
+    write_run_info(args.run_dir / "vae", model="tiny-sd/vae", profile=args.profile, steps=step + 1,
+                   batch=cfg["batch"], seed=args.seed, minutes=round(budget.elapsed / 60, 2),
+                   hardware=hardware(device), torch=torch.__version__, scaling_factor=scaling,
+                   parameters=sum(p.numel() for p in vae.parameters()))
+
+
+def sample_grid(vae, text_encoder, tokenizer, unet, device, path: Path, guidance: float = 7.5) -> None:
+    from diffusers import StableDiffusionPipeline, UniPCMultistepScheduler
+    from diffusers.utils import make_image_grid
+
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=UniPCMultistepScheduler.from_config(build_scheduler().config),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    gen = torch.Generator(device).manual_seed(0)
+    with torch.no_grad():
+        images = pipe(SAMPLE_PROMPTS, num_inference_steps=25, guidance_scale=guidance, generator=gen).images
+    make_image_grid(images, rows=1, cols=len(images)).save(path)
+
+
+def train_unet(args, cfg, device, data, train_idx) -> None:
+    from diffusers import AutoencoderKL, DDPMScheduler
+    from transformers import CLIPTokenizer
+
+    vae_dir = args.out / "vae"
+    if not (vae_dir / "config.json").exists():
+        raise SystemExit(f"No VAE in {vae_dir}: run `python recipes/train_tiny_sd.py --stage vae` first.")
+    vae = AutoencoderKL.from_pretrained(vae_dir).to(device).requires_grad_(False).eval()
+    tokenizer = CLIPTokenizer.from_pretrained(ZOO / "tiny-sd" / "tokenizer")
+    sf = vae.config.scaling_factor
+
+    # Encode every training image once: the latent distribution's mean and std.
+    x_all = data.tensor(train_idx).to(device)
+    with torch.no_grad():
+        posts = [vae.encode(x_all[i : i + 256]).latent_dist for i in range(0, len(x_all), 256)]
+    mean, std = torch.cat([p.mean for p in posts]), torch.cat([p.std for p in posts])
+    captions = [data.captions[i] for i in train_idx]
+    ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
+                    truncation=True, return_tensors="pt").input_ids.to(device)
+    empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
+                      return_tensors="pt").input_ids.to(device)
+
+    text_encoder, unet = build_text_encoder().to(device), build_unet().to(device)
+    noise_scheduler = DDPMScheduler.from_config(build_scheduler().config)  # same betas, for add_noise
+    params = list(text_encoder.parameters()) + list(unet.parameters())
+    lr = args.lr or 5e-4
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    ema_te, ema_unet = (copy.deepcopy(m).requires_grad_(False) for m in (text_encoder, unet))
+    gen = torch.Generator(device).manual_seed(args.seed)
+    alphas = noise_scheduler.alphas_cumprod.to(device)
+    budget, losses, step = Budget(args.max_minutes), [], 0
+    (args.run_dir / "unet").mkdir(parents=True, exist_ok=True)
+
+    for step in (bar := tqdm(range(cfg["steps"]), desc="tiny-sd unet+text")):
+        pick = torch.randint(0, len(mean), (cfg["batch"],), device=device, generator=gen)
+        latents = (mean[pick] + std[pick] * torch.randn(mean[pick].shape, device=device, generator=gen)) * sf
+        drop = torch.rand(cfg["batch"], 1, device=device, generator=gen) < CFG_DROP
+        batch_ids = torch.where(drop, empty, ids[pick])
+        noise = torch.randn(latents.shape, device=device, generator=gen)
+        t = torch.randint(0, 1000, (cfg["batch"],), device=device, generator=gen)
+        a = alphas[t].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
+        hidden = text_encoder(batch_ids)[0]
+        loss = F.mse_loss(unet(noisy, t, encoder_hidden_states=hidden).sample, noise)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, lr, 500)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(0.999, (1 + step) / (10 + step))
+        ema_update(ema_te, text_encoder, decay)
+        ema_update(ema_unet, unet, decay)
+        losses.append(loss.item())
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        if args.sample_every and (step + 1) % args.sample_every == 0:
+            sample_grid(vae, ema_te, tokenizer, ema_unet, device,
+                        args.run_dir / "unet" / f"samples-{step + 1:06d}.png")
+        if budget.over():
+            print(f"stopping at step {step + 1}: the {args.max_minutes}-minute budget is spent")
+            break
+
+    save_pipeline(args.out, vae, ema_te, tokenizer, ema_unet)
+    sample_grid(vae, ema_te, tokenizer, ema_unet, device, args.out / "samples.png")
+    write_run_info(args.run_dir / "unet", model="tiny-sd/unet+text_encoder", profile=args.profile,
+                   steps=step + 1, batch=cfg["batch"], lr=lr, seed=args.seed, cfg_drop=CFG_DROP,
+                   minutes=round(budget.elapsed / 60, 2), hardware=hardware(device), torch=torch.__version__,
+                   final_loss=sum(losses[-200:]) / len(losses[-200:]),
+                   parameters={"unet": sum(p.numel() for p in unet.parameters()),
+                               "text_encoder": sum(p.numel() for p in text_encoder.parameters())})
+    print(f"saved {args.out} after {step + 1} steps in {budget.elapsed / 60:.1f} min")
+
+
+def save_pipeline(out: Path, vae, text_encoder, tokenizer, unet) -> None:
+    """Write the real repository's layout, with no safety checker, weights stored in float16."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=to_fp16_storage(vae).cpu(), text_encoder=to_fp16_storage(text_encoder).cpu(), tokenizer=tokenizer,
+        unet=to_fp16_storage(unet).cpu(), scheduler=build_scheduler(),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.save_pretrained(tmp)
+    # transformers >= 5 loads a model in the dtype its config names: say float32, as SD's own
+    # text_encoder/config.json does, so that CPU learners never get float16 by surprise.
+    cfg_file = tmp / "text_encoder" / "config.json"
+    te_cfg = json.loads(cfg_file.read_text())
+    te_cfg["dtype"] = "float32"
+    te_cfg.pop("torch_dtype", None)
+    cfg_file.write_text(json.dumps(te_cfg, indent=2) + "\n")
+    # Keep the hand-built tokenizer files as they are (vocab.json + merges.txt, as in SD's repository).
+    shutil.rmtree(tmp / "tokenizer")
+    shutil.copytree(ZOO / "tiny-sd" / "tokenizer", tmp / "tokenizer")
+    for keep in ("README.md",):
+        if (out / keep).exists():
+            shutil.copy(out / keep, tmp / keep)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=("vae", "unet"), required=True)
+    ap.add_argument("--profile", choices=PROFILES, default="cpu")
+    ap.add_argument("--steps", type=int)
+    ap.add_argument("--batch", type=int)
+    ap.add_argument("--lr", type=float)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--subset", type=int, help="train on the first N training emoji only (smoke tests)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--max-minutes", type=float)
+    ap.add_argument("--sample-every", type=int, default=2000)
+    ap.add_argument("--out", type=Path, default=ZOO / "tiny-sd")
+    ap.add_argument("--run-dir", type=Path, default=RUNS / "tiny-sd")
+    args = ap.parse_args()
+    cfg = dict(PROFILES[args.profile][args.stage])
+    cfg.update({k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v})
+
+    torch.manual_seed(args.seed)
+    device = pick_device(args.device)
+    data = load_emoji(64)
+    train_idx = data.train_idx[: args.subset] if args.subset else data.train_idx
+    print(f"tiny-sd {args.stage}: {len(train_idx)} emoji, {cfg['steps']} steps of batch {cfg['batch']} "
+          f"on {hardware(device)}")
+    if args.stage == "vae":
+        args.out.mkdir(parents=True, exist_ok=True)
+        train_vae(args, cfg, device, data, train_idx)
+    else:
+        train_unet(args, cfg, device, data, train_idx)
+
+
+if __name__ == "__main__":
+    main()
