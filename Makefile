@@ -1,0 +1,90 @@
+# The course's commands. A fresh clone needs only:  make run   and   make test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch first, pinned: on these machines `torch==2.13.0` is a CPU wheel on disk. Elsewhere pick your
+# build, e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
+PIP := $(BIN)/python -m pip -q --disable-pip-version-check
+
+.PHONY: help install run test test-fast test-notebooks test-latest test-gpu lab lint fonts constraints doctor \
+        train-ddpm train-sd-vae train-sd-unet evaluate-zoo manifest clean
+
+help:
+	@echo "make run     install into .venv, execute every notebook in tiny mode, print the timings"
+	@echo "make test    install into .venv (or reuse it) and run the whole test suite"
+	@echo "make lab     open JupyterLab on notebooks/"
+	@echo "make doctor  check this machine (python -m course_utils doctor)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install --upgrade pip
+	$(PIP) install $(TORCH_SPEC)
+	$(PIP) install -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)" >/dev/null
+	touch $@
+
+install: $(VENV)/.installed
+
+# The emoji font is needed to build the training data (tests of the dataset and the recipes).
+fonts:
+	@fc-list 2>/dev/null | grep -q NotoColorEmoji || test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	      (apt-get update -qq && apt-get install -y -qq fonts-noto-color-emoji >/dev/null); \
+	    else echo "Install the emoji font: sudo apt-get install fonts-noto-color-emoji"; exit 1; fi; }
+
+run: install
+	$(BIN)/python tools/run_notebooks.py --mode tiny --device cpu --out _output
+
+test: install fonts
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not notebook"
+
+test-notebooks: install
+	$(BIN)/python -m pytest -m notebook
+
+# Against the newest releases, in a separate venv: catches drift before learners meet it.
+test-latest: fonts
+	test -x .venv-latest/bin/python || $(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip -q install --upgrade pip
+	.venv-latest/bin/python -m pip -q install $(TORCH_SPEC)
+	.venv-latest/bin/python -m pip -q install --upgrade --upgrade-strategy eager -e ".[dev]"
+	.venv-latest/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	.venv-latest/bin/python -m pytest
+
+# Every notebook on a GPU (hub mode when the hub answers, tiny mode otherwise).
+test-gpu: install
+	COURSE_TEST_DEVICE=cuda COURSE_TEST_MODE=auto $(BIN)/python -m pytest -m notebook
+
+lab: install
+	$(BIN)/jupyter lab notebooks/
+
+doctor: install
+	$(BIN)/python -m course_utils doctor
+
+lint: install
+	$(BIN)/ruff check course_utils recipes tools tests
+
+constraints: install
+	( echo "# The exact versions \`make test\` ran with (Python 3.11, Linux). Regenerate with \`make constraints\`."; \
+	  echo "# torch is pinned in the Makefile (TORCH_SPEC), so that each machine picks its own build."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v -iE '^(torch|diffusers-course)==' ) > constraints.txt
+
+# The zoo's recipes (CPU by default; each uses a GPU when one is present).
+train-ddpm: install fonts
+	$(BIN)/python recipes/train_tiny_ddpm.py
+train-sd-vae: install fonts
+	$(BIN)/python recipes/train_tiny_sd.py --stage vae
+train-sd-unet: install fonts
+	$(BIN)/python recipes/train_tiny_sd.py --stage unet
+evaluate-zoo: install fonts
+	$(BIN)/python recipes/evaluate_zoo.py
+manifest: install
+	$(BIN)/python recipes/make_manifest.py
+
+clean:
+	rm -rf _output .pytest_cache

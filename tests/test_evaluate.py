@@ -1,0 +1,42 @@
+"""The zoo's quality metrics tell real emoji from noise, blur and collapse."""
+
+import torch
+import torch.nn.functional as F
+from evaluate_zoo import THRESHOLDS, ddpm_ratios, top10_share
+
+from course_utils.emoji_data import load_emoji
+
+
+def faces():
+    data = load_emoji(32)
+    idx = data.subset("face")
+    return (data.tensor(idx[:64]) + 1) / 2, (data.tensor(idx[64:128]) + 1) / 2
+
+
+def passes(m):
+    return (m["nn_ratio"] <= THRESHOLDS["nn_ratio_max"] and m["diversity_ratio"] >= THRESHOLDS["diversity_ratio_min"]
+            and m["sharpness_ratio"] >= THRESHOLDS["sharpness_ratio_min"])
+
+
+def test_real_emoji_pass():
+    real, other = faces()
+    assert passes(ddpm_ratios(other, real))
+
+
+def test_noise_blur_and_collapse_fail():
+    real, other = faces()
+    noise = torch.rand_like(other)
+    blurred = F.avg_pool2d(other, 5, stride=1, padding=2)
+    collapsed = other[:1].repeat(len(other), 1, 1, 1)
+    assert ddpm_ratios(noise, real)["nn_ratio"] > THRESHOLDS["nn_ratio_max"]
+    assert ddpm_ratios(blurred, real)["sharpness_ratio"] < THRESHOLDS["sharpness_ratio_min"]
+    assert ddpm_ratios(collapsed, real)["diversity_ratio"] < THRESHOLDS["diversity_ratio_min"]
+
+
+def test_top10_share():
+    data = load_emoji(64)
+    all_16 = F.interpolate((data.tensor() + 1) / 2, size=16, mode="area")
+    own = [5, 500, 3000]
+    exact = (data.tensor(own) + 1) / 2
+    assert top10_share(exact, own, all_16) == 1.0
+    assert top10_share(torch.ones_like(exact) * 0.5, own, all_16) < 1.0

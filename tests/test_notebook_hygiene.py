@@ -1,0 +1,95 @@
+"""What every committed notebook must be: valid, cleanly executed, portable and in the course's shape."""
+
+import json
+import re
+
+import nbformat
+import pytest
+from run_notebooks import notebooks
+
+from course_utils.links import COURSE_VERSION, colab_url, studiolab_url
+
+NBS = notebooks()
+ABSOLUTE_PATH = re.compile(r"(/home/|/work/|/root/|/Users/|/tmp/|[A-Z]:\\\\)")
+
+
+def load(nb):
+    return nbformat.read(nb, as_version=4)
+
+
+def code_cells(book):
+    return [c for c in book.cells if c.cell_type == "code"]
+
+
+def test_there_are_notebooks():
+    assert len(NBS) >= 4
+
+
+@pytest.mark.parametrize("nb", NBS, ids=lambda p: p.stem)
+class TestHygiene:
+    def test_valid_nbformat(self, nb):
+        nbformat.validate(load(nb))
+
+    def test_no_error_outputs(self, nb):
+        for c in code_cells(load(nb)):
+            assert not [o for o in c.outputs if o.output_type == "error"], c.source[:80]
+            for o in c.outputs:
+                assert not (o.output_type == "stream" and o.name == "stderr" and "Traceback" in o.text)
+
+    def test_executed_top_to_bottom_in_one_run(self, nb):
+        counts = [c.execution_count for c in code_cells(load(nb))]
+        assert None not in counts, "some cells were not executed: refresh with tools/run_notebooks.py --refresh"
+        assert counts == list(range(1, len(counts) + 1)), f"stale or out-of-order execution: {counts}"
+
+    def test_no_absolute_paths_in_outputs(self, nb):
+        text = json.dumps([c.get("outputs", []) for c in load(nb).cells])
+        assert not ABSOLUTE_PATH.search(text), ABSOLUTE_PATH.search(text).group(0)
+
+    def test_widget_metadata_renders_on_github(self, nb):
+        widgets = load(nb).metadata.get("widgets", {})
+        state = widgets.get("application/vnd.jupyter.widget-state+json")
+        assert state is None or "state" in state
+
+    def test_has_parameters_cell(self, nb):
+        cells = [c for c in load(nb).cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(cells) == 1
+        src = cells[0].source
+        for line in ('mode = "auto"', 'device = "auto"', "seed = 0"):
+            assert line in src
+
+    def test_badges_point_to_this_notebook(self, nb):
+        first = load(nb).cells[0].source
+        path = f"notebooks/{nb.name}"
+        assert colab_url(path) in first and studiolab_url(path) in first
+        links = re.findall(r"\]\((https://[^)]+)\)", first)
+        assert [u for u in links if "/github/" in u] == [colab_url(path), studiolab_url(path)]
+
+    def test_skeleton(self, nb):
+        book = load(nb)
+        first = book.cells[0].source
+        assert first.startswith(f"# {nb.stem[:2]} · ")
+        assert "**What you'll learn**" in first and "**What you need**" in first
+        md = "\n".join(c.source for c in book.cells if c.cell_type == "markdown")
+        assert "## Summary" in md and "## Exercises" in md and "<summary>Solution</summary>" in md
+
+    def test_install_cell_only_on_hosted_platforms_and_pinned(self, nb):
+        install = code_cells(load(nb))[0].source
+        assert 'if "google.colab" in sys.modules or os.path.isdir("/home/studio-lab-user"):' in install
+        assert f"@v{COURSE_VERSION}" in install and "constraints.txt" in install
+        for c in code_cells(load(nb))[1:]:
+            assert "pip install" not in c.source
+
+    def test_no_pitfalls_in_code(self, nb):
+        for c in code_cells(load(nb)):
+            src = c.source
+            assert ".cuda()" not in src
+            assert "torch_dtype" not in src, "torch_dtype is deprecated: use dtype="
+            assert "import *" not in src
+            assert "notebook_login" not in src and "use_auth_token" not in src
+            assert not re.search(r"[^\"']0\.18215", src), "read vae.config.scaling_factor instead"
+
+    def test_names_a_real_hub_id_through_resolve_checkpoint(self, nb):
+        src = "\n".join(c.source for c in code_cells(load(nb)))
+        if nb.stem.startswith("00"):
+            return
+        assert re.search(r'resolve_checkpoint\("(google/ddpm-cat-256|CompVis/stable-diffusion-v1-4)"', src)
