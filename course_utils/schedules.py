@@ -21,7 +21,7 @@ def plot_schedules(schedulers: dict):
         axes[0].plot(s.betas.numpy(), label=name)
         axes[1].plot(s.alphas_cumprod.numpy(), label=name)
         axes[2].plot(snr(s).log10().numpy(), label=name)
-    for ax, title in zip(axes, ("beta_t", "alpha_bar_t (signal kept)", "log10 SNR")):
+    for ax, title in zip(axes, ("beta_t", "alpha_bar_t (signal kept)", "log10 SNR"), strict=False):
         ax.set_title(title)
         ax.set_xlabel("training timestep t")
     axes[0].legend(fontsize=8)
@@ -34,7 +34,7 @@ def plot_timesteps(timesteps_by_name: dict, num_train_timesteps: int = 1000):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 0.5 + 0.45 * len(timesteps_by_name)))
-    for row, (name, ts) in enumerate(timesteps_by_name.items()):
+    for row, (_name, ts) in enumerate(timesteps_by_name.items()):
         ax.scatter([int(t) for t in ts], [row] * len(ts), s=12)
     ax.set_yticks(range(len(timesteps_by_name)), list(timesteps_by_name))
     ax.set_xlim(-20, num_train_timesteps + 20)

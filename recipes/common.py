@@ -35,7 +35,7 @@ def hardware(device: torch.device) -> str:
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), model.parameters()):
+    for e, p in zip(ema.parameters(), model.parameters(), strict=False):
         e.lerp_(p, 1.0 - decay)
 
 

@@ -76,7 +76,7 @@ def top10_share(images: torch.Tensor, own: list[int], all_16: torch.Tensor) -> f
     q = F.interpolate(images, size=16, mode="area")
     d = torch.cdist(_flat(q), _flat(all_16))
     ranks = d.argsort(1)[:, :10]
-    return float(sum(int(o in r.tolist()) for o, r in zip(own, ranks)) / len(own))
+    return float(sum(int(o in r.tolist()) for o, r in zip(own, ranks, strict=False)) / len(own))
 
 
 def evaluate_sd(path) -> dict:

@@ -225,6 +225,12 @@ def save_pipeline(out: Path, vae, text_encoder, tokenizer, unet) -> None:
     te_cfg["dtype"] = "float32"
     te_cfg.pop("torch_dtype", None)
     cfg_file.write_text(json.dumps(te_cfg, indent=2) + "\n")
+    # SD's own scheduler_config.json also says "clip_sample": false. PNDM ignores it, but schedulers
+    # built from this config (DDIM's default is True) must not clip latents to [-1, 1].
+    sched_file = tmp / "scheduler" / "scheduler_config.json"
+    sched_cfg = json.loads(sched_file.read_text())
+    sched_cfg["clip_sample"] = False
+    sched_file.write_text(json.dumps(sched_cfg, indent=2) + "\n")
     # Keep the hand-built tokenizer files as they are (vocab.json + merges.txt, as in SD's repository).
     shutil.rmtree(tmp / "tokenizer")
     shutil.copytree(ZOO / "tiny-sd" / "tokenizer", tmp / "tokenizer")

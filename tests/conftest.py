@@ -9,6 +9,8 @@ sys.path.insert(0, str(REPO / "recipes"))
 sys.path.insert(0, str(REPO / "tools"))
 
 NOTEBOOK_TIMES: dict[str, float] = {}
+# Kernels started by the tests (papermill, nbval) have no live frontend: explorers show static grids.
+os.environ.setdefault("COURSE_STATIC", "1")
 
 
 @pytest.fixture(scope="session")

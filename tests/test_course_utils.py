@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import (DeviceError, TrajectoryRecorder, check_image_size, grid, make_generator, pick_device,
-                          pick_dtype, show_grid, to_pil)
+from course_utils import (
+    DeviceError,
+    TrajectoryRecorder,
+    check_image_size,
+    grid,
+    make_generator,
+    pick_device,
+    pick_dtype,
+    show_grid,
+    to_pil,
+)
 
 
 def test_import_is_light_and_sets_no_state():

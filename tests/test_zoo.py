@@ -26,8 +26,13 @@ def test_tutorial_ddpm_loads(ddpm_path):
 
 
 def test_tutorial_sd_loads(sd_path):
-    from diffusers import (AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel,
-                           UniPCMultistepScheduler)
+    from diffusers import (
+        AutoencoderKL,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+        UniPCMultistepScheduler,
+    )
     from transformers import CLIPTextModel, CLIPTokenizer
 
     vae = AutoencoderKL.from_pretrained(sd_path, subfolder="vae")

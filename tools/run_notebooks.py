@@ -33,8 +33,11 @@ def notebooks(names: list[str] | None = None) -> list[Path]:
 
 def execute(nb: Path, out_dir: Path, mode: str = "tiny", device: str = "cpu", timeout: int = 600) -> float:
     """Run one notebook with papermill; returns its wall time in seconds (raises on a failing cell)."""
+    import os
+
     import papermill as pm
 
+    os.environ["COURSE_STATIC"] = "1"  # no live frontend: widget explorers fall back to static grids
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters={"mode": mode, "device": device},
@@ -48,12 +51,13 @@ def refresh(nb: Path, timeout: int = 600) -> float:
 
     Outputs are what learners see on GitHub and in the book, so they must come from a clean run.
     """
+    import os
+
     import nbformat
     from nbclient import NotebookClient
 
-    import os
-
     os.environ["TQDM_DISABLE"] = "1"  # committed outputs: no progress-bar widgets
+    os.environ["COURSE_STATIC"] = "1"  # and static grids instead of live widget explorers
     t0 = time.perf_counter()
     book = nbformat.read(nb, as_version=4)
     NotebookClient(book, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(nb.parent)}}).execute()
