@@ -107,6 +107,7 @@ def evaluate_sd(path) -> dict:
     mse = F.mse_loss((rec + 1) / 2, (held + 1) / 2)
     m["vae_psnr_heldout_db"] = float(-10 * torch.log10(mse))
     m["heldout_images"] = len(held)
+    m["train_images"] = len(data.train_idx)
     m["seconds"] = round(time.perf_counter() - t0, 1)
     m["passes"] = (m["top10_at_7.5"] >= THRESHOLDS["top10_min"] and m["top10_at_7.5"] > m["top10_at_1.0"]
                    and m["vae_psnr_heldout_db"] >= THRESHOLDS["psnr_min"])

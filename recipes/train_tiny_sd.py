@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from course_utils.emoji_data import load_emoji
 
 PROFILES = {
-    "cpu": {"vae": dict(batch=32, steps=4000), "unet": dict(batch=64, steps=8000)},
+    "cpu": {"vae": dict(batch=32, steps=3500), "unet": dict(batch=64, steps=8000)},
     "gpu": {"vae": dict(batch=64, steps=12000), "unet": dict(batch=256, steps=16000)},
 }
 SAMPLE_PROMPTS = ["cat face", "red heart", "flag Japan", "grinning face", "rocket", "sun", "pizza", "green apple"]

@@ -1,0 +1,148 @@
+"""Write the model cards (README.md) of the tiny zoo from its training.json and metrics.json.
+
+    python recipes/write_model_cards.py
+
+Every figure in a card comes from those two files, which the recipes and
+``recipes/evaluate_zoo.py`` write; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+
+from common import ZOO
+
+LICENSE = """## License notes
+- Weights: Apache-2.0, like the course.
+- Training images: rendered from the [Noto Color Emoji](https://github.com/googlefonts/noto-emoji) font,
+  SIL Open Font License 1.1 (Debian package `fonts-noto-color-emoji`).
+- Captions: emoji names from the [`emoji`](https://pypi.org/project/emoji/) package, which takes them
+  from the Unicode CLDR (Unicode License)."""
+
+
+def _minutes(m: float) -> str:
+    return f"{m:.1f} min"
+
+
+def ddpm_card() -> str:
+    t = json.loads((ZOO / "tiny-ddpm" / "training.json").read_text())
+    m = json.loads((ZOO / "tiny-ddpm" / "metrics.json").read_text())
+    th = m["thresholds"]
+    return f"""---
+library_name: diffusers
+pipeline_tag: unconditional-image-generation
+license: apache-2.0
+tags: [diffusers, ddpm, tiny, course]
+---
+# tiny-ddpm: the course's offline stand-in for `google/ddpm-cat-256`
+
+A `UNet2DModel` ({t['parameters'] / 1e6:.2f} M parameters, 32×32 RGB) with the same `DDPMScheduler`
+settings as `google/ddpm-cat-256` (1,000 linear betas, `clip_sample`), in the same root-level layout:
+`DDPMPipeline`, `UNet2DModel` and `DDPMScheduler` all load from this one folder.
+
+![samples](samples.png)
+
+*16 samples, 50 DDPM steps, seed 0.*
+
+## Data
+The {t['images']} emoji whose English name contains the word "face" (cat face, grinning face, …), rendered
+from Noto Color Emoji at 32 px by `course_utils.emoji_data`, with random horizontal flips.
+
+## Training
+| | |
+|---|---|
+| recipe | `python recipes/train_tiny_ddpm.py --profile {t['profile']} --steps {t['steps']}` |
+| steps × batch | {t['steps']} × {t['batch']}, AdamW lr {t['lr']}, EMA 0.999, seed {t['seed']} |
+| time | {_minutes(t['minutes'])} on {t['hardware']} (torch {t['torch']}) |
+| final loss | {t['final_loss']:.4f} (ε-prediction MSE) |
+
+The committed weights come from `bash recipes/train_zoo_on_gpu.sh`, which stops each stage at a time
+budget; the step count above is where it stopped, and `--steps` replays it on any machine. The CPU
+profile (`--profile cpu`, the default) is the recipe sized for a 2-core CPU: see the course README
+for its measured time.
+
+## Quality (`python recipes/evaluate_zoo.py`)
+64 samples (50 steps) against 64 random real face emoji, pixel distances at 32 px:
+
+| metric | value | target |
+|---|---:|---|
+| nearest-real distance / real leave-one-out | {m['nn_ratio']:.3f} | ≤ {th['nn_ratio_max']} |
+| mean pairwise distance / real's | {m['diversity_ratio']:.3f} | ≥ {th['diversity_ratio_min']} |
+| mean absolute gradient / real's | {m['sharpness_ratio']:.3f} | ≥ {th['sharpness_ratio_min']} |
+
+All three hold together: {'yes' if m['passes'] else 'NO'}. (Measured on {m['machine']}, torch {m['torch']}, in {m['seconds']} s.)
+
+{LICENSE}
+"""
+
+
+def sd_card() -> str:
+    t = json.loads((ZOO / "tiny-sd" / "training.json").read_text())
+    v, u = t["vae"], t["unet_text_encoder"]
+    m = json.loads((ZOO / "tiny-sd" / "metrics.json").read_text())
+    th = m["thresholds"]
+    return f"""---
+library_name: diffusers
+pipeline_tag: text-to-image
+license: apache-2.0
+tags: [diffusers, stable-diffusion, tiny, course]
+---
+# tiny-sd: the course's offline stand-in for `CompVis/stable-diffusion-v1-4`
+
+The same layout and classes as the real repository: `model_index.json` and the subfolders `vae/`
+(`AutoencoderKL`), `tokenizer/` (CLIP's real BPE tokenizer: 49,408 tokens, 77 positions), `text_encoder/`
+(`CLIPTextModel`), `unet/` (`UNet2DConditionModel`) and `scheduler/` (`PNDMScheduler` with SD's
+scaled-linear betas, 0.00085 to 0.012). No safety checker. 64×64 images from 8×8×4 latents.
+
+![samples](samples.png)
+
+*"cat face", "red heart", "flag Japan", "grinning face", "rocket", "sun", "pizza", "green apple":
+UniPC, 25 steps, guidance 7.5, seed 0.*
+
+| part | parameters |
+|---|---:|
+| vae | {v['parameters'] / 1e6:.2f} M |
+| text_encoder | {u['parameters']['text_encoder'] / 1e6:.2f} M (2 layers, hidden size 64; most of it is the 49,408-token embedding) |
+| unet | {u['parameters']['unet'] / 1e6:.2f} M |
+
+`vae.config.scaling_factor` = {v['scaling_factor']:.5f}: one over the standard deviation of the VAE's
+latents on the training emoji, measured after the VAE stage (SD v1's 0.18215 was found the same way).
+
+## Data
+The {m['train_images']:,} training emoji: every fully-qualified emoji that Noto Color Emoji draws, less a
+held-out tenth fixed by a seed, rendered at 64 px; the caption is the emoji's English name
+("cat face", "red heart", "flag Japan", "waving hand medium skin tone").
+
+## Training
+| stage | recipe | steps × batch | time |
+|---|---|---|---|
+| 1. VAE | `python recipes/train_tiny_sd.py --stage vae --profile {v['profile']} --steps {v['steps']}` | {v['steps']} × {v['batch']} | {_minutes(v['minutes'])} on {v['hardware']} |
+| 2. text encoder + UNet | `python recipes/train_tiny_sd.py --stage unet --profile {u['profile']} --steps {u['steps']}` | {u['steps']} × {u['batch']} | {_minutes(u['minutes'])} on {u['hardware']} |
+
+Stage 1 minimises MSE + L1 reconstruction with a small KL term. Stage 2 trains the text encoder and the
+UNet together from scratch on ε-prediction, with the caption replaced by the empty prompt for
+{u['cfg_drop']:.0%} of the examples so that classifier-free guidance works; EMA 0.999, seed {u['seed']},
+torch {u['torch']}. The committed weights come from `bash recipes/train_zoo_on_gpu.sh`, which stops each
+stage at a time budget; `--steps` replays a run on any machine.
+
+## Quality (`python recipes/evaluate_zoo.py`)
+| metric | value | target |
+|---|---:|---|
+| prompt adherence: caption's own emoji among the 10 nearest of all emoji (16×16 pixels), 100 training captions, guidance 7.5 | {m['top10_at_7.5']:.0%} | ≥ {th['top10_min']:.0%} (chance 0.3%) |
+| the same at guidance 1.0 | {m['top10_at_1.0']:.0%} | below the 7.5 figure |
+| VAE reconstruction PSNR on the {m['heldout_images']} held-out emoji | {m['vae_psnr_heldout_db']:.1f} dB | ≥ {th['psnr_min']} dB |
+
+All hold: {'yes' if m['passes'] else 'NO'}. (UniPC, 25 steps; measured on {m['machine']}, torch {m['torch']}, in {m['seconds']} s.)
+
+{LICENSE}
+"""
+
+
+def main() -> None:
+    for name, card in (("tiny-ddpm", ddpm_card()), ("tiny-sd", sd_card())):
+        (ZOO / name / "README.md").write_text(card)
+        print("wrote", ZOO / name / "README.md")
+
+
+if __name__ == "__main__":
+    main()
