@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 
-.PHONY: help install run test test-fast test-notebooks test-latest test-gpu lab lint fonts constraints doctor \
+.PHONY: help install run test test-fast test-notebooks test-latest test-gpu lab lint fonts constraints doctor cache-hub book \
         train-ddpm train-sd-vae train-sd-unet evaluate-zoo manifest clean
 
 help:
@@ -65,6 +65,14 @@ lab: install
 
 doctor: install
 	$(BIN)/python -m course_utils doctor
+
+# Pre-download the real checkpoints for hub mode (a GPU room); offline it says it cannot.
+cache-hub: install
+	$(BIN)/python -m course_utils cache-hub
+
+# The Jupyter Book, offline, from the committed notebooks; warnings are errors.
+book: install
+	$(BIN)/python tools/build_book.py
 
 lint: install
 	$(BIN)/ruff check course_utils recipes tools tests

@@ -177,3 +177,24 @@ def verify_checkpoint(name: str) -> None:
             raise CheckpointError(f"The tiny checkpoint file {path} is corrupted (its sha256 does not match "
                                   f"the manifest).\nRestore it with `git checkout -- {path}` or rebuild it: "
                                   f"{REBUILD[name]}, then `python recipes/make_manifest.py`.")
+
+
+def cache_hub(hub_ids=("google/ddpm-cat-256", "CompVis/stable-diffusion-v1-4")) -> int:
+    """Download the hub-mode checkpoints into the Hugging Face cache (``make cache-hub``).
+
+    Safetensors weights and configs only. Offline, it says so within 3 s and returns 1.
+    """
+    if not hub_reachable():
+        print(f"Cannot cache the hub checkpoints: the hub ({hub_endpoint()}) did not answer within "
+              f"{HUB_TIMEOUT_S:.0f} s (or HF_HUB_OFFLINE is set). Run `make cache-hub` on a machine that is online; "
+              "tiny mode needs nothing.")
+        return 1
+    from huggingface_hub import snapshot_download
+
+    for hub_id in hub_ids:
+        live = DELETED_IDS.get(hub_id, hub_id)
+        print(f"caching {live} ...", flush=True)
+        path = snapshot_download(live, allow_patterns=["*.json", "*.txt", "*.safetensors"],
+                                 ignore_patterns=["*fp16*", "*non_ema*", "*.ckpt", "*.bin", "safety_checker/*"])
+        print(f"  -> {path}")
+    return 0
