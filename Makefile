@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 
-.PHONY: help install run test test-fast test-notebooks test-latest test-gpu lab lint fonts constraints doctor cache-hub book \
+.PHONY: help install run test test-fast test-notebooks test-latest test-gpu lab lint fonts constraints doctor cache-hub book bench \
         train-ddpm train-sd-vae train-sd-unet evaluate-zoo manifest clean
 
 help:
@@ -70,12 +70,16 @@ doctor: install
 cache-hub: install
 	$(BIN)/python -m course_utils cache-hub
 
+# Speed, measured side by side: tiny zoo on a CPU, the real SD v1 architecture on a GPU.
+bench: install
+	$(BIN)/python benchmarks/bench.py
+
 # The Jupyter Book, offline, from the committed notebooks; warnings are errors.
 book: install
 	$(BIN)/python tools/build_book.py
 
 lint: install
-	$(BIN)/ruff check course_utils recipes tools tests
+	$(BIN)/ruff check course_utils recipes tools tests benchmarks
 
 constraints: install
 	( echo "# The exact versions \`make test\` ran with (Python 3.11, Linux). Regenerate with \`make constraints\`."; \

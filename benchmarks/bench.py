@@ -1,0 +1,281 @@
+"""Making it fast, measured: `make bench` (or `python benchmarks/bench.py`).
+
+On a CPU it measures the tiny zoo (tiny-sd, 64 px); on a CUDA GPU the real Stable Diffusion v1
+architecture (UNet2DConditionModel, AutoencoderKL and CLIPTextModel built from v1-4's published
+config values, random weights: speed does not depend on the values, and no hub is needed) at 512 px,
+plus the DDPM 256-px UNet of google/ddpm-cat-256. Each measurement warms up, then takes the median of
+repeats; ratios are medians of alternating pairs. GPU work is synchronised before every clock read.
+
+Writes benchmarks/results/<machine>.json and .md. Published anchors (SD 1.5, 512 px, batch 1, CFG):
+54.5 it/s fp16 on an H100 in plain PyTorch and 66.0 it/s with torch.compile (chengzeyi/stable-fast
+README, PyTorch 2.1); 1.60 s per 50-step image with SDPA in fp16 on an A100 (fal-ai
+stable-diffusion-benchmarks, diffusers 0.22); minutes per image in fp32 on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "recipes"))
+
+from course_utils import make_generator, resolve_checkpoint  # noqa: E402
+from course_utils.handwritten import scheduler_step_kwargs, sd_generate  # noqa: E402
+from course_utils.timing import alternating_ratio, median_time  # noqa: E402
+
+SD_V1_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2, cross_attention_dim=768,
+                  block_out_channels=(320, 640, 1280, 1280), attention_head_dim=8, norm_num_groups=32,
+                  down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                  up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3)
+SD_V1_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, sample_size=512, layers_per_block=2,
+                 block_out_channels=(128, 256, 512, 512), scaling_factor=0.18215,
+                 down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
+CLIP_L_TEXT = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                   num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu",
+                   bos_token_id=49406, eos_token_id=49407, pad_token_id=49407, projection_dim=768)
+DDPM_256_UNET = dict(sample_size=256, in_channels=3, out_channels=3, layers_per_block=2,
+                     block_out_channels=(128, 128, 256, 256, 512, 512),
+                     down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
+                     up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4)
+
+
+def machine(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    import os
+
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+
+
+def load_parts(device: str, real_arch: bool):
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel, UniPCMultistepScheduler
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    path = resolve_checkpoint("CompVis/stable-diffusion-v1-4", "tiny", verbose=False)
+    tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")  # CLIP's real tokenizer
+    scheduler = UniPCMultistepScheduler.from_pretrained(path, subfolder="scheduler")  # SD's betas
+    if real_arch:
+        torch.manual_seed(0)
+        vae, unet = AutoencoderKL(**SD_V1_VAE), UNet2DConditionModel(**SD_V1_UNET)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**CLIP_L_TEXT))
+    else:
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
+        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder")
+        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def two_pass_generate(pipe, prompt, steps, guidance, generator, device):
+    """The loop with guidance done as two UNet calls (unconditional, then text) instead of one batch of 2."""
+    tok, te, unet, sched = pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.scheduler
+
+    def embed(p):
+        ids = tok([p], padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt")
+        return te(ids.input_ids.to(device))[0]
+
+    with torch.no_grad():
+        cond, uncond = embed(prompt), embed("")
+        sched.set_timesteps(steps, device=device)
+        size = unet.config.sample_size
+        latents = torch.randn((1, unet.config.in_channels, size, size), generator=generator, device=device,
+                              dtype=cond.dtype) * sched.init_noise_sigma
+        extra = scheduler_step_kwargs(sched, generator)
+        for t in sched.timesteps:
+            x = sched.scale_model_input(latents, t)
+            e_u = unet(x, t, encoder_hidden_states=uncond).sample
+            e_c = unet(x, t, encoder_hidden_states=cond).sample
+            latents = sched.step(e_u + guidance * (e_c - e_u), t, latents, **extra).prev_sample
+        return pipe.vae.decode(latents / pipe.vae.config.scaling_factor).sample
+
+
+def peak_memory_mb(device: str) -> float:
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def quality_top10(pipe, scheduler_cls, steps, n=20) -> float | None:
+    """Tiny mode only: prompt adherence (caption's emoji among the 10 nearest) over n captions."""
+    try:
+        import torch.nn.functional as F
+        from evaluate_zoo import top10_share
+
+        from course_utils.emoji_data import load_emoji
+    except Exception:
+        return None
+    data = load_emoji(64)
+    all_16 = F.interpolate((data.tensor() + 1) / 2, size=16, mode="area")
+    chosen = data.train_idx[torch.randperm(len(data.train_idx), generator=torch.Generator().manual_seed(0))[:n].numpy()]
+    old = pipe.scheduler
+    pipe.scheduler = scheduler_cls.from_config(old.config)
+    out = pipe([data.captions[i] for i in chosen], num_inference_steps=steps,
+               generator=make_generator(pipe.device.type, 0), output_type="np").images
+    pipe.scheduler = old
+    return top10_share(torch.from_numpy(out).permute(0, 3, 1, 2).float(), chosen.tolist(), all_16)
+
+
+def bench_sd(device: str, real_arch: bool, repeats: int, pairs: int, do_compile: bool) -> list[dict]:
+    from diffusers import DPMSolverMultistepScheduler, PNDMScheduler, UniPCMultistepScheduler
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    rows = []
+
+    def row(name, value, unit, note=""):
+        rows.append({"measure": name, "value": round(float(value), 4) if value is not None else None,
+                     "unit": unit, "note": note})
+        print(f"  {name:55s} {value if value is None else round(float(value), 4)} {unit} {note}", flush=True)
+
+    pipe = load_parts(device, real_arch)
+    prompt, steps, guidance = "cat face", 25, 7.5
+    size = pipe.unet.config.sample_size * pipe.vae_scale_factor
+    print(f"SD ({'real v1 architecture, random weights' if real_arch else 'tiny-sd'}), {size}px, {steps} UniPC "
+          f"steps, CFG {guidance}, batch 1, on {machine(device)}")
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    def run_pipe():
+        return pipe(prompt, num_inference_steps=steps, guidance_scale=guidance,
+                    generator=make_generator(device, 0), output_type="np").images
+
+    def run_loop():
+        return sd_generate(pipe.vae, pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.scheduler, [prompt],
+                           num_inference_steps=steps, guidance_scale=guidance, generator=make_generator(device, 0),
+                           device=device)
+
+    with torch.no_grad():
+        r = alternating_ratio(run_loop, run_pipe, pairs=pairs, device=device)
+        row("1. hand-written loop / pipeline (time ratio)", r["ratio"], "x", f"median of {pairs} alternating pairs")
+        t_fp32 = r["b_s"]
+        row("   pipeline, float32, SDPA: time per image", t_fp32, "s")
+        row("   pipeline, float32, SDPA: UNet iterations per second", steps / t_fp32, "it/s")
+
+        r = alternating_ratio(lambda: two_pass_generate(pipe, prompt, steps, guidance, make_generator(device, 0), device),
+                              run_loop, pairs=pairs, device=device)
+        row("2. two UNet passes / one batched CFG pass (time ratio)", r["ratio"], "x", "above 1: batching wins")
+
+        half = torch.float16 if device == "cuda" else torch.bfloat16
+        pipe_h = copy.deepcopy(pipe).to(dtype=half)
+        t_half = median_time(lambda: pipe_h(prompt, num_inference_steps=steps, guidance_scale=guidance,
+                                            generator=make_generator(device, 0), output_type="np").images,
+                             repeats=repeats, device=device)
+        row(f"3. {str(half).split('.')[-1]} / float32 (time ratio)", t_half / t_fp32, "x")
+        row(f"   pipeline, {str(half).split('.')[-1]}: UNet iterations per second", steps / t_half, "it/s")
+        fast = pipe_h if device == "cuda" else pipe  # the configuration the later rows build on
+
+        def run_fast():
+            return fast(prompt, num_inference_steps=steps, guidance_scale=guidance,
+                        generator=make_generator(device, 0), output_type="np").images
+
+        base = median_time(run_fast, repeats=repeats, device=device)
+        fast.unet.set_attn_processor(AttnProcessor())
+        t_plain = median_time(run_fast, repeats=repeats, device=device)
+        fast.unet.set_attn_processor(AttnProcessor2_0())
+        row("4. plain attention / SDPA (time ratio)", t_plain / base, "x", "above 1: SDPA wins")
+
+        fast.unet.to(memory_format=torch.channels_last)
+        t_cl = median_time(run_fast, repeats=repeats, device=device)
+        fast.unet.to(memory_format=torch.contiguous_format)
+        row("5. channels_last / default (time ratio)", t_cl / base, "x", "below 1: channels_last wins")
+
+        if do_compile:
+            try:
+                original = fast.unet
+                t0 = time.perf_counter()
+                fast.unet = torch.compile(original)
+                run_fast()
+                compile_s = time.perf_counter() - t0
+                t_c = median_time(run_fast, repeats=repeats, warmup=1, device=device)
+                fast.unet = original
+                row("6. torch.compile / eager (time ratio)", t_c / base, "x", f"compiling took {compile_s:.0f} s")
+                row("   compiled: UNet iterations per second", steps / t_c, "it/s")
+            except Exception as e:  # report, never hide
+                row("6. torch.compile", None, "", f"failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}")
+        else:
+            row("6. torch.compile", None, "", "skipped (--no-compile)")
+
+        for name, cls, n in (("PNDM", PNDMScheduler, 50), ("UniPC", UniPCMultistepScheduler, 25),
+                             ("DPM-Solver++", DPMSolverMultistepScheduler, 20)):
+            old = fast.scheduler
+            fast.scheduler = cls.from_config(old.config)
+            t = median_time(lambda n=n: fast(prompt, num_inference_steps=n, guidance_scale=guidance,
+                                         generator=make_generator(device, 0), output_type="np").images,
+                            repeats=repeats, device=device)
+            fast.scheduler = old
+            q = None if real_arch else quality_top10(pipe, cls, n)
+            row(f"7. {name} at {n} steps: time per image", t, "s",
+                "" if q is None else f"prompt adherence (top-10 of 20 captions): {q:.0%}")
+        row("8. peak memory", peak_memory_mb(device), "MiB", "GPU: max allocated" if device == "cuda" else "process peak RSS")
+    return rows
+
+
+def bench_ddpm256(device: str, repeats: int) -> list[dict]:
+    from diffusers import UNet2DModel
+
+    rows = []
+    unet = UNet2DModel(**DDPM_256_UNET).to(device).eval()
+    x = torch.randn(1, 3, 256, 256, device=device)
+    t = torch.tensor([500], device=device)
+    for dtype in (torch.float32, torch.float16):
+        m = unet.to(dtype)
+        with torch.no_grad():
+            s = median_time(lambda m=m, dtype=dtype: m(x.to(dtype), t).sample, repeats=repeats, device=device)
+        rows.append({"measure": f"DDPM 256-px UNet (ddpm-cat-256 architecture), {str(dtype).split('.')[-1]}, batch 1",
+                     "value": round(1 / s, 2), "unit": "it/s", "note": ""})
+        print("  ", rows[-1])
+    return rows
+
+
+def write(results: dict, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = results["machine"].split(",")[0].replace(" ", "-").lower()
+    (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [f"### {results['model']}", "",
+             f"Machine: {results['machine']}; torch {results['torch']}, diffusers {results['diffusers']}; "
+             f"{results['settings']}; measured {results['date']} with `make bench`.", "",
+             "| measure | value | unit | note |", "|---|---:|---|---|"]
+    for r in results["rows"]:
+        lines.append(f"| {r['measure']} | {'n/a' if r['value'] is None else r['value']} | {r['unit']} | {r['note']} |")
+    (out_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    return out_dir / f"{stem}.md"
+
+
+def main() -> int:
+    import diffusers
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--pairs", type=int, default=9)
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = ap.parse_args()
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    real_arch = device == "cuda"
+    rows = bench_sd(device, real_arch, args.repeats, args.pairs, not args.no_compile)
+    if device == "cuda":
+        rows += bench_ddpm256(device, args.repeats)
+    results = {"machine": machine(device), "device": device, "torch": torch.__version__, "diffusers": diffusers.__version__,
+               "model": "Stable Diffusion v1 architecture, random weights, 512 px" if real_arch else "tiny-sd (the course's zoo), 64 px",
+               "settings": "batch 1, classifier-free guidance 7.5, 25 UniPC steps unless stated, warm-up then median",
+               "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    md = write(results, args.out)
+    print("\n" + md.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Honest timing: warm-up, then the median of repeats; ratios from alternating pairs.
+
+Introduced in ``notebooks/09_making_it_fast.ipynb``; ``benchmarks/bench.py`` uses the same functions.
+On a GPU, work is asynchronous: every timed call is followed by ``torch.cuda.synchronize()``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def _sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def median_time(fn, repeats: int = 5, warmup: int = 1, device: str = "cpu") -> float:
+    """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def alternating_ratio(fn_a, fn_b, pairs: int = 7, warmup: int = 1, device: str = "cpu") -> dict:
+    """Time A and B in alternation (A B, B A, A B, ...) and return the median of the per-pair ratios A/B.
+
+    Alternating cancels slow drifts (thermal throttling, other processes) that would bias two
+    separate blocks of timings.
+    """
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    ratios, ta, tb = [], [], []
+    for i in range(pairs):
+        order = (fn_a, fn_b) if i % 2 == 0 else (fn_b, fn_a)
+        got = {}
+        for fn in order:
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            got[fn] = time.perf_counter() - t0
+        ta.append(got[fn_a])
+        tb.append(got[fn_b])
+        ratios.append(got[fn_a] / got[fn_b])
+    return {"ratio": statistics.median(ratios), "a_s": statistics.median(ta), "b_s": statistics.median(tb),
+            "pairs": pairs}

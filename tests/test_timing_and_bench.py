@@ -1,0 +1,39 @@
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from course_utils.timing import alternating_ratio, median_time
+
+
+def test_median_time_ignores_one_slow_run():
+    calls = []
+
+    def fn():
+        calls.append(1)
+        time.sleep(0.2 if len(calls) == 3 else 0.01)
+
+    t = median_time(fn, repeats=5, warmup=1)
+    assert len(calls) == 6 and t < 0.05
+    with pytest.raises(ValueError):
+        median_time(fn, repeats=0)
+
+
+def test_alternating_ratio_measures_a_real_difference():
+    r = alternating_ratio(lambda: time.sleep(0.02), lambda: time.sleep(0.01), pairs=4)
+    assert 1.5 < r["ratio"] < 2.6 and r["pairs"] == 4
+
+
+def test_bench_runs_and_writes_the_table(repo, tmp_path):
+    r = subprocess.run([sys.executable, "benchmarks/bench.py", "--repeats", "1", "--pairs", "2", "--no-compile",
+                        "--out", str(tmp_path)], cwd=repo, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    data = json.loads(next(tmp_path.glob("*.json")).read_text())
+    names = [row["measure"] for row in data["rows"]]
+    for prefix in ("1.", "2.", "3.", "4.", "5.", "6.", "7. PNDM", "7. UniPC", "7. DPM-Solver++", "8."):
+        assert any(n.startswith(prefix) for n in names), prefix
+    loop = next(row for row in data["rows"] if row["measure"].startswith("1."))
+    assert 0.5 < loop["value"] < 2.0
+    assert "| measure | value | unit | note |" in next(tmp_path.glob("*.md")).read_text()
