@@ -82,14 +82,15 @@ def test_tokenizer_builder_reproduces_the_committed_files(tmp_path, repo):
     import subprocess
     import sys
 
-    wheel_dir = tmp_path / "wheel"
-    r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "open-clip-torch==3.3.0",
-                        "-d", str(wheel_dir)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.fail(f"could not download the open_clip_torch wheel: {r.stderr[-500:]}")
+    wheel_dir = repo / ".cache" / "wheels"  # git-ignored: downloaded once (at install time, online), then reused
+    if not list(wheel_dir.glob("open_clip_torch-3.3.0-*.whl")):
+        r = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "open-clip-torch==3.3.0",
+                            "-d", str(wheel_dir)], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.fail(f"could not download the open_clip_torch wheel (needed once, online): {r.stderr[-500:]}")
     from build_tokenizer import build
 
-    out = build(next(wheel_dir.glob("*.whl")), tmp_path / "tok")
+    out = build(next(wheel_dir.glob("open_clip_torch-3.3.0-*.whl")), tmp_path / "tok")
     committed = repo / "course_utils" / "zoo" / "tiny-sd" / "tokenizer"
     for name in ("vocab.json", "merges.txt"):
         assert (out / name).read_bytes() == (committed / name).read_bytes()
