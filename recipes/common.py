@@ -18,9 +18,12 @@ RUNS = REPO / "runs"
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """course_utils' device choice (with its teaching errors), plus TF32 matmuls for training on a GPU."""
+    from course_utils.device import pick_device as course_pick_device
+
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"  # training: never MPS by surprise
+    dev = torch.device(course_pick_device(name))
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
