@@ -2,6 +2,7 @@
 
     python recipes/evaluate_zoo.py            # both models, on the CPU (about 2 minutes here)
     python recipes/evaluate_zoo.py --only ddpm
+    python recipes/evaluate_zoo.py --only sd --path /tmp/my-run/tiny-sd   # a recipe's --out folder
 
 tiny-ddpm: 64 samples (50 DDPM steps) against 64 random real face emoji at 32 px:
   nearest-real distance / the real set's leave-one-out figure  (<= 1.45: samples look like emoji)
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -117,12 +119,18 @@ def evaluate_sd(path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=("ddpm", "sd"))
+    ap.add_argument("--path", type=Path, help="evaluate this folder (a recipe's --out) instead of the zoo's; "
+                                              "needs --only")
     args = ap.parse_args()
+    if args.path and not args.only:
+        ap.error("--path evaluates one model: say which with --only ddpm or --only sd")
+    if args.path and not (args.path / "model_index.json").exists():
+        ap.error(f"{args.path} has no model_index.json: pass the folder a recipe wrote with --out")
     torch.manual_seed(0)
     for name, fn in (("ddpm", evaluate_ddpm), ("sd", evaluate_sd)):
         if args.only and args.only != name:
             continue
-        path = ZOO / f"tiny-{name}"
+        path = args.path or ZOO / f"tiny-{name}"
         metrics = {**fn(path), "thresholds": THRESHOLDS, "machine": "cpu", "torch": torch.__version__}
         (path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"tiny-{name}:", json.dumps(metrics, indent=2))

@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 
 ZOO = Path(__file__).resolve().parents[1] / "course_utils" / "zoo"
-SKIP = {"README.md", "metrics.json", "training.json", "MANIFEST.sha256"}
+SKIP = {"README.md", "metrics.json", "training.json", "cpu_run.json", "MANIFEST.sha256"}
 
 
 def main() -> None:

@@ -1,14 +1,17 @@
 """Write the model cards (README.md) of the tiny zoo from its training.json and metrics.json.
 
-    python recipes/write_model_cards.py
+    python recipes/write_model_cards.py            # write them
+    python recipes/write_model_cards.py --check    # fail if a committed card is out of date
 
-Every figure in a card comes from those two files, which the recipes and
-``recipes/evaluate_zoo.py`` write; nothing is typed in by hand.
+Every figure in a card comes from those files, which the recipes and ``recipes/evaluate_zoo.py``
+write (and ``cpu_run.json``, written by ``recipes/record_cpu_run.py``); nothing is typed in by hand.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 
 from common import ZOO
 
@@ -22,6 +25,65 @@ LICENSE = """## License notes
 
 def _minutes(m: float) -> str:
     return f"{m:.1f} min"
+
+
+def _time(stage: dict) -> str:
+    wall = f"; the whole command {stage['wall_minutes']:.1f} min" if "wall_minutes" in stage else ""
+    return f"{_minutes(stage['minutes'])} of training{wall}"
+
+
+def ddpm_cpu_section(m_gpu: dict) -> str:
+    f = ZOO / "tiny-ddpm" / "cpu_run.json"
+    if not f.exists():
+        return ""
+    run = json.loads(f.read_text())
+    t, m = run["stages"]["model"], run["metrics"]
+    return f"""
+## Trained on a CPU instead: the default recipe, measured
+`python recipes/train_tiny_ddpm.py` (the CPU profile, {t['steps']:,} steps × {t['batch']}, seed {t['seed']}) took
+{_time(t)} on {t['hardware']} (torch {t['torch']}). Its weights are not committed; the command
+above rebuilds them. Evaluated the same way:
+
+| metric | CPU run | committed weights (GPU) |
+|---|---:|---:|
+| nearest-real distance / real leave-one-out | {m['nn_ratio']:.3f} | {m_gpu['nn_ratio']:.3f} |
+| mean pairwise distance / real's | {m['diversity_ratio']:.3f} | {m_gpu['diversity_ratio']:.3f} |
+| mean absolute gradient / real's | {m['sharpness_ratio']:.3f} | {m_gpu['sharpness_ratio']:.3f} |
+| all three targets hold | {'yes' if m['passes'] else 'NO'} | {'yes' if m_gpu['passes'] else 'NO'} |
+
+![samples of the CPU run](samples-cpu.png)
+
+*The CPU run's samples: 16 samples, 50 DDPM steps, seed 0.*
+"""
+
+
+def sd_cpu_section(m_gpu: dict) -> str:
+    f = ZOO / "tiny-sd" / "cpu_run.json"
+    if not f.exists():
+        return ""
+    run = json.loads(f.read_text())
+    v, u, m = run["stages"]["vae"], run["stages"]["unet"], run["metrics"]
+    return f"""
+## Trained on a CPU instead: the default recipe, measured
+The two stages with their CPU profiles, each its own command, on {v['hardware']} (torch {v['torch']}).
+Their weights are not committed; the commands rebuild them (seed {v['seed']}).
+
+| stage | command | steps × batch | time |
+|---|---|---|---|
+| 1. VAE | `python recipes/train_tiny_sd.py --stage vae` | {v['steps']:,} × {v['batch']} | {_time(v)} |
+| 2. text encoder + UNet | `python recipes/train_tiny_sd.py --stage unet` | {u['steps']:,} × {u['batch']} | {_time(u)} |
+
+| metric | CPU run | committed weights (GPU) |
+|---|---:|---:|
+| prompt adherence at guidance 7.5 (top 10 of all emoji) | {m['top10_at_7.5']:.0%} | {m_gpu['top10_at_7.5']:.0%} |
+| the same at guidance 1.0 | {m['top10_at_1.0']:.0%} | {m_gpu['top10_at_1.0']:.0%} |
+| VAE PSNR on the held-out emoji | {m['vae_psnr_heldout_db']:.1f} dB | {m_gpu['vae_psnr_heldout_db']:.1f} dB |
+| all targets hold | {'yes' if m['passes'] else 'NO'} | {'yes' if m_gpu['passes'] else 'NO'} |
+
+![samples of the CPU run](samples-cpu.png)
+
+*The CPU run's samples, the same eight prompts: UniPC, 25 steps, guidance 7.5, seed 0.*
+"""
 
 
 def ddpm_card() -> str:
@@ -58,8 +120,8 @@ from Noto Color Emoji at 32 px by `course_utils.emoji_data`, with random horizon
 
 The committed weights come from `bash recipes/train_zoo_on_gpu.sh`, which stops each stage at a time
 budget; the step count above is where it stopped, and `--steps` replays it on any machine. The CPU
-profile (`--profile cpu`, the default) is the recipe sized for a 2-core CPU: see the course README
-for its measured time.
+profile (`--profile cpu`, the default) is the recipe sized for a 2-core CPU: its measured full run
+is below, if one has been recorded.
 
 ## Quality (`python recipes/evaluate_zoo.py`)
 64 samples (50 steps) against 64 random real face emoji, pixel distances at 32 px:
@@ -71,7 +133,7 @@ for its measured time.
 | mean absolute gradient / real's | {m['sharpness_ratio']:.3f} | ≥ {th['sharpness_ratio_min']} |
 
 All three hold together: {'yes' if m['passes'] else 'NO'}. (Measured on {m['machine']}, torch {m['torch']}, in {m['seconds']} s.)
-
+{ddpm_cpu_section(m)}
 {LICENSE}
 """
 
@@ -133,16 +195,29 @@ stage at a time budget; `--steps` replays a run on any machine.
 | VAE reconstruction PSNR on the {m['heldout_images']} held-out emoji | {m['vae_psnr_heldout_db']:.1f} dB | ≥ {th['psnr_min']} dB |
 
 All hold: {'yes' if m['passes'] else 'NO'}. (UniPC, 25 steps; measured on {m['machine']}, torch {m['torch']}, in {m['seconds']} s.)
-
+{sd_cpu_section(m)}
 {LICENSE}
 """
 
 
-def main() -> None:
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="compare with the committed cards, write nothing")
+    args = ap.parse_args()
+    stale = []
     for name, card in (("tiny-ddpm", ddpm_card()), ("tiny-sd", sd_card())):
-        (ZOO / name / "README.md").write_text(card)
-        print("wrote", ZOO / name / "README.md")
+        path = ZOO / name / "README.md"
+        if args.check:
+            if not path.exists() or path.read_text() != card:
+                stale.append(str(path))
+            continue
+        path.write_text(card)
+        print("wrote", path)
+    if stale:
+        print("out of date (run `python recipes/write_model_cards.py`):", *stale, sep="\n  ")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -40,3 +40,17 @@ def test_top10_share():
     exact = (data.tensor(own) + 1) / 2
     assert top10_share(exact, own, all_16) == 1.0
     assert top10_share(torch.ones_like(exact) * 0.5, own, all_16) < 1.0
+
+
+def test_evaluating_a_folder_says_what_is_missing(repo, tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args):
+        return subprocess.run([sys.executable, "recipes/evaluate_zoo.py", *args], cwd=repo,
+                              capture_output=True, text=True, timeout=120)
+
+    r = run("--path", str(tmp_path))
+    assert r.returncode == 2 and "--only ddpm or --only sd" in r.stderr
+    r = run("--only", "sd", "--path", str(tmp_path))
+    assert r.returncode == 2 and "no model_index.json" in r.stderr and "--out" in r.stderr

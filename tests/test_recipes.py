@@ -43,3 +43,20 @@ def test_unet_stage_needs_the_vae_first(repo, tmp_path):
     r = subprocess.run([sys.executable, "recipes/train_tiny_sd.py", "--stage", "unet", "--steps", "1",
                         "--out", str(tmp_path / "none")], cwd=repo, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "--stage vae" in r.stderr + r.stdout
+
+
+def test_model_cards_match_the_recorded_figures(repo):
+    """Every figure in a card comes from training.json, metrics.json and cpu_run.json: regenerate and compare."""
+    r = subprocess.run([sys.executable, "recipes/write_model_cards.py", "--check"], cwd=repo,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_recording_a_cpu_run_refuses_a_gpu_run(repo, tmp_path):
+    import json
+
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "training.json").write_text(json.dumps({"profile": "gpu", "hardware": "NVIDIA H200"}))
+    r = subprocess.run([sys.executable, "recipes/record_cpu_run.py", "tiny-ddpm", "--out", str(tmp_path),
+                        "--run-dir", str(tmp_path / "runs")], cwd=repo, capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "is not a CPU-profile run on a CPU" in r.stderr
