@@ -1,4 +1,5 @@
 import json
+import platform
 import subprocess
 import sys
 import time
@@ -37,3 +38,21 @@ def test_bench_runs_and_writes_the_table(repo, tmp_path):
     loop = next(row for row in data["rows"] if row["measure"].startswith("1."))
     assert 0.5 < loop["value"] < 2.0
     assert "| measure | value | unit | note |" in next(tmp_path.glob("*.md")).read_text()
+
+
+def test_bench_gpu_path_runs_on_the_real_sd_architecture_at_a_small_size(repo, tmp_path):
+    """The GPU run builds the real SD v1 architecture (860M-parameter UNet, CLIP ViT-L text encoder).
+    At 64 px and 2 steps a CPU can run that same code path, so a GPU learner's `make bench` is checked here."""
+    r = subprocess.run([sys.executable, "benchmarks/bench.py", "--arch", "sd-v1", "--size", "64", "--steps", "2",
+                        "--repeats", "1", "--pairs", "1", "--no-compile", "--device", "cpu", "--out", str(tmp_path)],
+                       cwd=repo, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    files = sorted(p.name for p in tmp_path.iterdir())
+    stem = f"{platform.machine().lower()}-cpu-sd-v1-64px-2steps"
+    assert files == [f"{stem}.json", f"{stem}.md"], files
+    data = json.loads((tmp_path / files[0]).read_text())
+    assert data["model"] == "Stable Diffusion v1 architecture, random weights, 64 px"
+    names = [row["measure"] for row in data["rows"]]
+    assert any(n.startswith("7. PNDM at 4 steps") for n in names) and any(n.startswith("7. UniPC at 2 steps") for n in names)
+    peak = next(row for row in data["rows"] if row["measure"].startswith("8."))
+    assert peak["value"] > 3000  # MiB: the fp32 SD v1 UNet alone is 3.3 GiB, so a smaller peak means a smaller model
