@@ -149,17 +149,18 @@ def bench_sd(device: str, real_arch: bool, repeats: int, pairs: int, do_compile:
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
+    def generate(p, n=steps, output_type="np"):
+        """One image from pipeline ``p``: the call every timed row makes, seeded the same way."""
+        return p(prompt, num_inference_steps=n, guidance_scale=guidance,
+                 generator=make_generator(device, 0), output_type=output_type).images
+
     def run_pipe():
-        return pipe(prompt, num_inference_steps=steps, guidance_scale=guidance,
-                    generator=make_generator(device, 0), output_type="np").images
+        return generate(pipe)
 
     def loop_its(p) -> float:
         """Denoising-loop iterations per second, as published figures count them: the text encoder runs
         (a few ms), the VAE decoder does not (output_type="latent"). One iteration = one batched CFG UNet call."""
-        t = median_time(lambda: p(prompt, num_inference_steps=steps, guidance_scale=guidance,
-                                  generator=make_generator(device, 0), output_type="latent").images,
-                        repeats=repeats, device=device)
-        return steps / t
+        return steps / median_time(lambda: generate(p, output_type="latent"), repeats=repeats, device=device)
 
     def run_loop():
         return sd_generate(pipe.vae, pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.scheduler, [prompt],
@@ -180,17 +181,14 @@ def bench_sd(device: str, real_arch: bool, repeats: int, pairs: int, do_compile:
 
         half = torch.float16 if device == "cuda" else torch.bfloat16
         pipe_h = copy.deepcopy(pipe).to(dtype=half)
-        t_half = median_time(lambda: pipe_h(prompt, num_inference_steps=steps, guidance_scale=guidance,
-                                            generator=make_generator(device, 0), output_type="np").images,
-                             repeats=repeats, device=device)
+        t_half = median_time(lambda: generate(pipe_h), repeats=repeats, device=device)
         row(f"3. {str(half).split('.')[-1]} / float32 (time ratio)", t_half / t_fp32, "x")
         row(f"   pipeline, {str(half).split('.')[-1]}, SDPA: denoising-loop iterations per second", loop_its(pipe_h),
             "it/s", "without the VAE decode")
         fast = pipe_h if device == "cuda" else pipe  # the configuration the later rows build on
 
         def run_fast():
-            return fast(prompt, num_inference_steps=steps, guidance_scale=guidance,
-                        generator=make_generator(device, 0), output_type="np").images
+            return generate(fast)
 
         base = median_time(run_fast, repeats=repeats, device=device)
         fast.unet.set_attn_processor(AttnProcessor())
@@ -224,9 +222,7 @@ def bench_sd(device: str, real_arch: bool, repeats: int, pairs: int, do_compile:
                              ("DPM-Solver++", DPMSolverMultistepScheduler, max(1, round(0.8 * steps)))):
             old = fast.scheduler
             fast.scheduler = cls.from_config(old.config)
-            t = median_time(lambda n=n: fast(prompt, num_inference_steps=n, guidance_scale=guidance,
-                                         generator=make_generator(device, 0), output_type="np").images,
-                            repeats=repeats, device=device)
+            t = median_time(lambda n=n: generate(fast, n), repeats=repeats, device=device)
             fast.scheduler = old
             q = None if real_arch else quality_top10(pipe, cls, n)
             row(f"7. {name} at {n} steps: time per image", t, "s",
@@ -283,8 +279,10 @@ def main() -> int:
     args = ap.parse_args()
     from course_utils import check_image_size, pick_device
 
-    device = pick_device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                         "cpu" if args.device == "auto" else args.device)
+    device = args.device
+    if device == "auto":  # cuda or cpu: the benchmark has no MPS profile
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(device)
     real_arch = args.arch == "sd-v1" or (args.arch == "auto" and device == "cuda")
     check_image_size(args.size, args.size)
     rows = bench_sd(device, real_arch, args.repeats, args.pairs, not args.no_compile, args.size, args.steps)

@@ -1,5 +1,8 @@
 """The zoo's quality metrics tell real emoji from noise, blur and collapse."""
 
+import subprocess
+import sys
+
 import torch
 import torch.nn.functional as F
 from evaluate_zoo import THRESHOLDS, ddpm_ratios, top10_share
@@ -43,9 +46,6 @@ def test_top10_share():
 
 
 def test_evaluating_a_folder_says_what_is_missing(repo, tmp_path):
-    import subprocess
-    import sys
-
     def run(*args):
         return subprocess.run([sys.executable, "recipes/evaluate_zoo.py", *args], cwd=repo,
                               capture_output=True, text=True, timeout=120)

@@ -1,5 +1,6 @@
 """Each training recipe, run for a few steps on a small subset, writes a checkpoint the tutorial can load."""
 
+import json
 import subprocess
 import sys
 
@@ -53,8 +54,6 @@ def test_model_cards_match_the_recorded_figures(repo):
 
 
 def test_recording_a_cpu_run_refuses_a_gpu_run(repo, tmp_path):
-    import json
-
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "training.json").write_text(json.dumps({"profile": "gpu", "hardware": "NVIDIA H200"}))
     r = subprocess.run([sys.executable, "recipes/record_cpu_run.py", "tiny-ddpm", "--out", str(tmp_path),
