@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from run_notebooks import notebooks
 
-from course_utils.links import COURSE_VERSION, colab_url, studiolab_url
+from course_utils.links import colab_url, install_cell, studiolab_url
 
 NBS = notebooks()
 ABSOLUTE_PATH = re.compile(r"(/home/|/work/|/root/|/Users/|/tmp/|[A-Z]:\\\\)")
@@ -75,9 +75,9 @@ class TestHygiene:
     def test_install_cell_only_on_hosted_platforms_and_pinned(self, nb):
         install = code_cells(load(nb))[0].source
         assert 'if "google.colab" in sys.modules or os.path.isdir("/home/studio-lab-user"):' in install
-        assert f"@v{COURSE_VERSION}" in install and "constraints.txt" in install
+        assert install == install_cell().rstrip("\n"), "run tools/sync_notebook_headers.py"
         for c in code_cells(load(nb))[1:]:
-            assert "pip install" not in c.source
+            assert "pip install" not in c.source and "apt-get" not in c.source
 
     def test_no_pitfalls_in_code(self, nb):
         for c in code_cells(load(nb)):

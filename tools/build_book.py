@@ -39,7 +39,6 @@ def prepare() -> None:
     dest.mkdir(parents=True)
     for nb in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"):
         shutil.copy(nb, dest / nb.name)
-    shutil.copytree(REPO / "notebooks" / "assets", dest / "assets")
     (BOOK / "_solutions.md").write_text(solutions_markdown())
 
 
