@@ -15,12 +15,29 @@ import sys
 
 from common import ZOO
 
-LICENSE = """## License notes
-- Weights: Apache-2.0, like the course.
-- Training images: rendered from the [Noto Color Emoji](https://github.com/googlefonts/noto-emoji) font,
-  SIL Open Font License 1.1 (Debian package `fonts-noto-color-emoji`).
-- Captions: emoji names from the [`emoji`](https://pypi.org/project/emoji/) package, which takes them
-  from the Unicode CLDR (Unicode License)."""
+from course_utils.emoji_data import DESIGNS
+
+
+def trained_designs(info: dict) -> list[str]:
+    """The emoji designs a run trained on: ``training.json``'s ``designs`` (runs made before the course had
+    more than one design trained on Noto Color Emoji only)."""
+    return list(info.get("designs", ["noto"]))
+
+
+def designs_phrase(names: list[str]) -> str:
+    return " and ".join(DESIGNS[n].title for n in names)
+
+
+def license_notes(used: list[str]) -> str:
+    """Credits of every emoji design in the course's data, saying which ones these weights saw."""
+    lines = ["## License notes", "- Weights: Apache-2.0, like the course.",
+             "- Training images: emoji pictures from `course_utils.emoji_data`, in these designs:"]
+    for d in DESIGNS.values():
+        use = "used for these weights" if d.name in used else "in the course's data, not used for these weights"
+        lines.append(f"  - [{d.title}]({d.url}): {d.licence}; from {d.source} ({use}).")
+    lines.append("- Captions: emoji names from the [`emoji`](https://pypi.org/project/emoji/) package, which takes them\n"
+                 "  from the Unicode CLDR (Unicode License). A caption never names the design.")
+    return "\n".join(lines)
 
 
 def _minutes(m: float) -> str:
@@ -107,8 +124,8 @@ settings as `google/ddpm-cat-256` (1,000 linear betas, `clip_sample`), in the sa
 *16 samples, 50 DDPM steps, seed 0.*
 
 ## Data
-The {t['images']} emoji whose English name contains the word "face" (cat face, grinning face, …), rendered
-from Noto Color Emoji at 32 px by `course_utils.emoji_data`, with random horizontal flips.
+The {t['images']} emoji whose English name contains the word "face" (cat face, grinning face, …), drawn
+in {designs_phrase(trained_designs(t))} at 32 px by `course_utils.emoji_data`, with random horizontal flips.
 
 ## Training
 | | |
@@ -134,7 +151,7 @@ is below, if one has been recorded.
 
 All three hold together: {'yes' if m['passes'] else 'NO'}. (Measured on {m['machine']}, torch {m['torch']}, in {m['seconds']} s.)
 {ddpm_cpu_section(m)}
-{LICENSE}
+{license_notes(trained_designs(t))}
 """
 
 
@@ -171,9 +188,9 @@ UniPC, 25 steps, guidance 7.5, seed 0.*
 latents on the training emoji, measured after the VAE stage (SD v1's 0.18215 was found the same way).
 
 ## Data
-The {m['train_images']:,} training emoji: every fully-qualified emoji that Noto Color Emoji draws, less a
-held-out tenth fixed by a seed, rendered at 64 px; the caption is the emoji's English name
-("cat face", "red heart", "flag Japan", "waving hand medium skin tone").
+The {m['train_images']:,} training pictures: every fully-qualified emoji that {designs_phrase(trained_designs(u))} {'draws' if len(trained_designs(u)) == 1 else 'draw'}, less a
+held-out tenth of the captions fixed by a seed (`course_utils/data/heldout_captions.txt`), at 64 px; the caption is
+the emoji's English name ("cat face", "red heart", "flag Japan", "waving hand medium skin tone").
 
 ## Training
 | stage | recipe | steps × batch | time |
@@ -196,7 +213,7 @@ stage at a time budget; `--steps` replays a run on any machine.
 
 All hold: {'yes' if m['passes'] else 'NO'}. (UniPC, 25 steps; measured on {m['machine']}, torch {m['torch']}, in {m['seconds']} s.)
 {sd_cpu_section(m)}
-{LICENSE}
+{license_notes(trained_designs(u))}
 """
 
 
