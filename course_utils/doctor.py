@@ -21,7 +21,16 @@ def diagnose(check_hub: bool = True) -> dict:
     """Versions, device, hub reachability, the mode ``auto`` would choose, free disk and memory."""
     import torch
 
-    from .checkpoints import TINY_STAND_INS, CheckpointError, choose_mode, hub_reachable, verify_checkpoint
+    from .checkpoints import (
+        EXPECTED_FILES,
+        TINY_STAND_INS,
+        CheckpointError,
+        choose_mode,
+        hub_reachable,
+        read_manifest,
+        verify_checkpoint,
+        verify_data,
+    )
     from .device import pick_device
     from .emoji_data import FontMissingError, find_font
 
@@ -53,6 +62,19 @@ def diagnose(check_hub: bool = True) -> dict:
         except CheckpointError as e:
             zoo.add(f"{name} BROKEN: {str(e).splitlines()[0]}")
     report["tiny_zoo"] = ", ".join(sorted(zoo))
+    try:  # package data other than the checkpoints, if the manifest lists any
+        prefixes = sorted({rel.rsplit("/", 1)[0] for rel in read_manifest()
+                           if rel.split("/", 1)[0] not in EXPECTED_FILES and "/" in rel})
+    except CheckpointError:
+        prefixes = []  # already reported as BROKEN above
+    if prefixes:
+        data = []
+        for prefix in prefixes:
+            try:
+                data.append(f"{prefix} ok ({len(verify_data(prefix))} files)")
+            except CheckpointError as e:
+                data.append(f"{prefix} BROKEN: {str(e).splitlines()[0]}")
+        report["package_data"] = ", ".join(data)
     try:
         report["emoji_font"] = str(find_font())
     except FontMissingError:
@@ -74,6 +96,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     report = diagnose(check_hub=not args.no_hub)
     print_report(report)
-    broken = "BROKEN" in report["tiny_zoo"]
-    print("\nReady for the course." if not broken else "\nThe tiny zoo is broken: see above.")
+    broken = "BROKEN" in report["tiny_zoo"] or "BROKEN" in report.get("package_data", "")
+    print("\nReady for the course." if not broken else
+          "\nNOT ready: the tiny zoo (or the data shipped with the course) failed its integrity check, see above. "
+          "Reinstall the course, or in a clone restore the files with `git checkout -- course_utils/`.")
     return 1 if broken else 0
