@@ -12,6 +12,15 @@ def to_pil(images):
     import numpy as np
     from PIL import Image
 
+    if not hasattr(images, "detach") or images.ndim != 4:
+        raise ValueError(f"to_pil() takes a tensor of shape (N, C, H, W) in [-1, 1], not "
+                         f"{getattr(images, 'shape', type(images).__name__)}: add a batch axis with x[None] if needed.")
+    if images.shape[1] not in (1, 3):
+        raise ValueError(f"to_pil() needs 1 or 3 channels, got {images.shape[1]} (shape {tuple(images.shape)}): "
+                         "latents have 4 channels, so decode them with the VAE first (or see show_latent_channels).")
+    if not images.isfinite().all():
+        raise ValueError("to_pil() got NaN or infinite values: there is no honest picture of them. Check the loop "
+                         "that made this tensor (guidance scale, dtype, step count).")
     x = (images.detach().float() / 2 + 0.5).clamp(0, 1)
     x = x.cpu().permute(0, 2, 3, 1).numpy()
     return [Image.fromarray((im * 255).round().astype(np.uint8)) for im in x]
@@ -25,6 +34,9 @@ def grid(images, cols: int | None = None, size: int | None = None):
     images = list(images)
     if not images:
         raise ValueError("grid() got no images.")
+    for name, v in (("cols", cols), ("size", size)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name}={v!r}: use a whole number of at least 1 (or None).")
     if size:
         images = [im.resize((size, size), Image.NEAREST) for im in images]
     cols = cols or len(images)
@@ -38,6 +50,12 @@ def show_grid(images, titles=None, cols: int | None = None, scale: float = 1.6, 
     import matplotlib.pyplot as plt
 
     images = list(images)
+    if not images:
+        raise ValueError("show_grid() got no images.")
+    if titles is not None and len(titles) < len(images):
+        raise ValueError(f"{len(titles)} titles for {len(images)} images: give one title per image.")
+    if cols is not None and (isinstance(cols, bool) or not isinstance(cols, int) or cols < 1):
+        raise ValueError(f"cols={cols!r}: use a whole number of at least 1 (or None).")
     cols = cols or len(images)
     rows = -(-len(images) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * scale, rows * scale + (0.3 if suptitle else 0)),

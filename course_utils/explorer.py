@@ -24,8 +24,22 @@ def explorer(generate, schedulers, prompt: str = "cat face", steps: int = 25, gu
     Live: returns an ipywidgets VBox (display it, or leave it last in a cell). Static: returns a
     PIL grid of ``static_prompts`` (default: ``prompt``) by guidance 1, 4 and 7.5, first scheduler.
     """
+    if not callable(generate):
+        raise TypeError(f"explorer() takes the function that generates, generate(prompt, steps, guidance, seed, "
+                        f"scheduler_name) -> PIL.Image, not {type(generate).__name__}.")
+    if isinstance(schedulers, str):
+        raise TypeError(f"schedulers must be a list of names, e.g. [{schedulers!r}], not the string {schedulers!r}.")
+    schedulers = list(schedulers or [])
     if not schedulers:
         raise ValueError("explorer() needs at least one scheduler name.")
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a string such as 'cat face', not {type(prompt).__name__} {prompt!r}.")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 2 <= steps <= 50:
+        raise ValueError(f"steps={steps!r}: the explorer's slider goes from 2 to 50; start it within that range.")
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 1.0 <= guidance <= 20.0:
+        raise ValueError(f"guidance={guidance!r}: the explorer's slider goes from 1 to 20 (7.5 is the usual value).")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed={seed!r}: use a whole number of at least 0.")
     if force_static or not is_live():
         from .display import grid
 
@@ -49,18 +63,35 @@ def explorer(generate, schedulers, prompt: str = "cat face", steps: int = 25, gu
     status = w.Label()
 
     def render(_=None):
+        """Regenerate; a failing ``generate`` is shown (type, message, traceback), never swallowed."""
+        import traceback
+
+        status.value = "generating ..."
         t0 = time.perf_counter()
-        image = generate(controls["prompt"].value, controls["steps"].value, controls["guidance"].value,
-                         controls["seed"].value, controls["scheduler"].value)
+        try:
+            image = generate(controls["prompt"].value, controls["steps"].value, controls["guidance"].value,
+                             controls["seed"].value, controls["scheduler"].value)
+            if not hasattr(image, "resize") or not hasattr(image, "width"):
+                raise TypeError(f"generate() must return a PIL image, not {type(image).__name__}: "
+                                "return pipe(...).images[0].")
+        except Exception as e:  # shown in the widget, and kept for whoever asks: box.error
+            box.error = e
+            status.value = f"FAILED after {time.perf_counter() - t0:.2f} s: {type(e).__name__}: {e}"
+            out.clear_output(wait=True)
+            with out:
+                print("".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            return
+        box.error = None
         status.value = f"generated in {time.perf_counter() - t0:.2f} s"
         out.clear_output(wait=True)
         with out:
             display(image.resize((256, 256), 0) if image.width < 256 else image)
 
+    box = w.VBox([w.HBox([w.VBox(list(controls.values())), out]), status])
+    box.error = None  # the exception of the last render, if it failed
     for c in controls.values():
         c.observe(render, names="value")
     render()
-    box = w.VBox([w.HBox([w.VBox(list(controls.values())), out]), status])
     box.render = render  # for tests: regenerate without a browser
     box.controls = controls
     return box

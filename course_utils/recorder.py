@@ -33,6 +33,21 @@ class TrajectoryRecorder:
     every: int | None = None
     frames: list[Frame] = field(default_factory=list)
 
+    def __post_init__(self):
+        if self.at_steps is not None and self.every is not None:
+            raise ValueError("Give at_steps (a list of step numbers) or every (record each N-th step), not both.")
+        if self.at_steps is not None:
+            if isinstance(self.at_steps, (str, bytes)) or not hasattr(self.at_steps, "__iter__"):
+                raise TypeError(f"at_steps must be a list of step numbers such as [0, 10, 49], not {self.at_steps!r}.")
+            self.at_steps = list(self.at_steps)
+            bad = [s for s in self.at_steps if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+            if bad:
+                raise ValueError(f"at_steps must hold step numbers 0, 1, 2, ... (the loop's index i, not the "
+                                 f"timestep t); {bad} are not.")
+        if self.every is not None and (isinstance(self.every, bool) or not isinstance(self.every, int)
+                                       or self.every < 1):
+            raise ValueError(f"every={self.every!r}: record each N-th step with a whole number N >= 1.")
+
     def wants(self, step: int) -> bool:
         if self.at_steps is not None:
             return step in self.at_steps
@@ -58,6 +73,11 @@ class TrajectoryRecorder:
         (default: pixel space in [-1, 1], as a DDPM produces)."""
         from .display import to_pil
 
+        if what not in ("latents", "x0"):
+            raise ValueError(f"what={what!r}: use 'latents' (x_t) or 'x0' (the predicted clean sample).")
+        if not self.frames:
+            raise ValueError("Nothing was recorded: call record() in the loop (or pass callback_on_step_end="
+                             "recorder.callback to the pipeline) before asking for images.")
         decode = decode or (lambda x: to_pil(x)[0])
         out = []
         for f in self.frames:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 def snr(scheduler):
     """Signal-to-noise ratio alpha_bar / (1 - alpha_bar) for every training timestep."""
+    if not hasattr(scheduler, "alphas_cumprod"):
+        raise TypeError(f"snr() needs a scheduler with alphas_cumprod (DDPM, DDIM, PNDM, ...), not "
+                        f"{type(scheduler).__name__}; flow-matching schedulers have no alpha_bar.")
     a = scheduler.alphas_cumprod
     return a / (1 - a)
 
@@ -16,6 +19,8 @@ def plot_schedules(schedulers: dict):
     """betas, alphas_cumprod and log10 SNR against the training timestep, one line per scheduler."""
     import matplotlib.pyplot as plt
 
+    if not isinstance(schedulers, dict) or not schedulers:
+        raise TypeError("plot_schedules() takes a dict {name: scheduler}, e.g. {'linear': DDPMScheduler()}.")
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     for name, s in schedulers.items():
         axes[0].plot(s.betas.numpy(), label=name)
@@ -33,6 +38,8 @@ def plot_timesteps(timesteps_by_name: dict, num_train_timesteps: int = 1000):
     """Where each schedule's inference timesteps fall on the 0..T axis."""
     import matplotlib.pyplot as plt
 
+    if not isinstance(timesteps_by_name, dict) or not timesteps_by_name:
+        raise TypeError("plot_timesteps() takes a dict {name: timesteps}, e.g. {'ddpm': scheduler.timesteps}.")
     fig, ax = plt.subplots(figsize=(10, 0.5 + 0.45 * len(timesteps_by_name)))
     for row, (_name, ts) in enumerate(timesteps_by_name.items()):
         ax.scatter([int(t) for t in ts], [row] * len(ts), s=12)

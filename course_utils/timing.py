@@ -17,10 +17,21 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _check_counts(fn, **counts) -> None:
+    if not callable(fn):
+        raise TypeError(f"Pass the function to time, not its result: median_time(lambda: work(), ...), not "
+                        f"{type(fn).__name__}.")
+    for name, (value, minimum) in counts.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be a whole number, not {value!r}.")
+        if value < minimum:
+            raise ValueError(f"{name}={value}: {name} must be at least {minimum}"
+                             + (" (a median of no runs is no measurement)." if minimum else "."))
+
+
 def median_time(fn, repeats: int = 5, warmup: int = 1, device: str = "cpu") -> float:
     """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
-    if repeats < 1:
-        raise ValueError("repeats must be at least 1")
+    _check_counts(fn, repeats=(repeats, 1), warmup=(warmup, 0))
     for _ in range(warmup):
         fn()
     _sync(device)
@@ -39,6 +50,8 @@ def alternating_ratio(fn_a, fn_b, pairs: int = 7, warmup: int = 1, device: str =
     Alternating cancels slow drifts (thermal throttling, other processes) that would bias two
     separate blocks of timings.
     """
+    _check_counts(fn_a, pairs=(pairs, 1), warmup=(warmup, 0))
+    _check_counts(fn_b)
     for _ in range(warmup):
         fn_a()
         fn_b()
