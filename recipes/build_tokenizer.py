@@ -80,6 +80,11 @@ def main() -> None:
     ap.add_argument("--wheel", type=Path, help="a local open_clip_torch wheel (else pip downloads it)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
+    if args.wheel is not None and (not args.wheel.is_file() or args.wheel.suffix != ".whl"):
+        ap.error(f"--wheel {args.wheel} is not a wheel file: pass a downloaded open_clip_torch-*.whl, or leave "
+                 "--wheel out to let pip download it")
+    if args.out.exists() and not args.out.is_dir():
+        ap.error(f"--out {args.out} is a file: give a folder")
     wheel = args.wheel
     if wheel is None:
         tmp = Path(tempfile.mkdtemp())

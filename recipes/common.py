@@ -17,6 +17,64 @@ ZOO = REPO / "course_utils" / "zoo"
 RUNS = REPO / "runs"
 
 
+def int_at_least(minimum: int):
+    """An argparse ``type``: a whole number >= ``minimum`` (``--steps -3`` is refused before any work)."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give one of at least {minimum}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is too small: give a whole number of at least {minimum}")
+        return value
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse ``type``: a finite number > 0 (learning rates, minutes)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number: give a positive one, e.g. 3e-4") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0, e.g. 3e-4")
+    return value
+
+
+def seed_arg(text: str) -> int:
+    """An argparse ``type``: a torch seed, 0 .. 2**64 - 1."""
+    import argparse
+
+    from course_utils.device import check_seed
+
+    try:
+        return check_seed(int(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e) if text.lstrip("-").isdigit() else f"{text!r} is not a whole number: "
+                                         "give a seed such as 0") from None
+
+
+def device_arg(text: str) -> str:
+    """An argparse ``type``: 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', checked at once (no GPU: a clear error)."""
+    import argparse
+
+    from course_utils.device import DeviceError
+    from course_utils.device import pick_device as course_pick_device
+
+    if text == "auto":
+        return text
+    try:
+        return course_pick_device(text)
+    except DeviceError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("\n", " ")) from None
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """course_utils' device choice (with its teaching errors), plus TF32 matmuls for training on a GPU."""
     from course_utils.device import pick_device as course_pick_device

@@ -25,7 +25,7 @@ import json
 import shutil
 from pathlib import Path
 
-from common import ZOO
+from common import ZOO, positive_float
 
 STAGES = {"tiny-ddpm": [""], "tiny-sd": ["vae", "unet"]}
 
@@ -35,8 +35,15 @@ def main() -> None:
     ap.add_argument("model", choices=STAGES)
     ap.add_argument("--out", type=Path, required=True, help="the folder the recipe wrote with --out")
     ap.add_argument("--run-dir", type=Path, required=True, help="the folder the recipe wrote with --run-dir")
-    ap.add_argument("--wall-minutes", type=float, nargs="*", default=[])
+    ap.add_argument("--wall-minutes", type=positive_float, nargs="*", default=[],
+                    help="each stage's whole-command wall time in minutes, in stage order")
     args = ap.parse_args()
+    for flag, path in (("--out", args.out), ("--run-dir", args.run_dir)):
+        if not path.is_dir():
+            ap.error(f"{flag} {path} is not a folder: pass the folder the recipe wrote")
+    if len(args.wall_minutes) > len(STAGES[args.model]):
+        ap.error(f"{len(args.wall_minutes)} --wall-minutes for {args.model}, which has {len(STAGES[args.model])} "
+                 "stage(s): give one per stage")
 
     stages = {}
     for i, stage in enumerate(STAGES[args.model]):

@@ -20,7 +20,21 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import RUNS, ZOO, Budget, ema_update, hardware, lr_at, pick_device, to_fp16_storage, write_run_info
+from common import (
+    RUNS,
+    ZOO,
+    Budget,
+    device_arg,
+    ema_update,
+    hardware,
+    int_at_least,
+    lr_at,
+    pick_device,
+    positive_float,
+    seed_arg,
+    to_fp16_storage,
+    write_run_info,
+)
 from tqdm.auto import tqdm
 
 from course_utils.emoji_data import load_emoji
@@ -77,17 +91,20 @@ def sample_grid(unet, scheduler, device, path: Path, n: int = 16, steps: int = 5
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", choices=PROFILES, default="cpu")
-    ap.add_argument("--steps", type=int, help="override the profile's step count")
-    ap.add_argument("--batch", type=int, help="override the profile's batch size")
-    ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--subset", type=int, help="train on the first N face emoji only (smoke tests)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--max-minutes", type=float, help="stop early after this much wall time")
-    ap.add_argument("--sample-every", type=int, default=2000)
-    ap.add_argument("--out", type=Path, default=ZOO / "tiny-ddpm")
-    ap.add_argument("--run-dir", type=Path, default=RUNS / "tiny-ddpm")
+    ap.add_argument("--steps", type=int_at_least(1), help="override the profile's step count")
+    ap.add_argument("--batch", type=int_at_least(1), help="override the profile's batch size")
+    ap.add_argument("--lr", type=positive_float, default=3e-4)
+    ap.add_argument("--seed", type=seed_arg, default=0)
+    ap.add_argument("--subset", type=int_at_least(1), help="train on the first N face emoji only (smoke tests)")
+    ap.add_argument("--device", type=device_arg, default="auto", help="auto (cuda, else cpu), cpu, cuda or cuda:N")
+    ap.add_argument("--max-minutes", type=positive_float, help="stop early after this much wall time")
+    ap.add_argument("--sample-every", type=int_at_least(1), default=2000, help="write a sample grid every N steps")
+    ap.add_argument("--out", type=Path, default=ZOO / "tiny-ddpm", help="the checkpoint folder to write (default: the zoo's)")
+    ap.add_argument("--run-dir", type=Path, default=RUNS / "tiny-ddpm", help="logs and sample grids")
     args = ap.parse_args()
+    for flag, path in (("--out", args.out), ("--run-dir", args.run_dir)):
+        if path.exists() and not path.is_dir():
+            ap.error(f"{flag} {path} is a file: give a folder")
     cfg = dict(PROFILES[args.profile])
     cfg.update({k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v})
     if args.max_minutes is None:
