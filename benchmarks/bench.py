@@ -6,7 +6,8 @@ config values, random weights: speed does not depend on the values, and no hub i
 plus the DDPM 256-px UNet of google/ddpm-cat-256. Each measurement warms up, then takes the median of
 repeats; ratios are medians of alternating pairs. GPU work is synchronised before every clock read.
 
-Writes benchmarks/results/<machine>.json and .md. Published anchors (SD 1.5, 512 px, batch 1, CFG):
+Writes _output/bench/<machine>.json and .md; `--publish` (full settings only) writes the committed
+results in course_utils/bench_results/ instead. Published anchors (SD 1.5, 512 px, batch 1, CFG):
 54.5 it/s fp16 on an H100 in plain PyTorch and 66.0 it/s with torch.compile (chengzeyi/stable-fast
 README, PyTorch 2.1); 1.60 s per 50-step image with SDPA in fp16 on an A100 (fal-ai
 stable-diffusion-benchmarks, diffusers 0.22); minutes per image in fp32 on a CPU.
@@ -262,29 +263,77 @@ def write(results: dict, out_dir: Path, suffix: str = "") -> Path:
     return out_dir / f"{stem}.md"
 
 
-def main() -> int:
-    import diffusers
+#: the committed results (package data: notebook 09 reads them); only `--publish` writes here
+PUBLISHED = REPO / "course_utils" / "bench_results"
+#: where every other run writes (git-ignored)
+SCRATCH = REPO / "_output" / "bench"
+#: the least a run must measure before its figures may be committed
+PUBLISH_MIN = {"repeats": 5, "pairs": 9}
 
+
+def _count(minimum: int, maximum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: give one from {minimum} to {maximum}") from None
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is outside {minimum}..{maximum}: give a whole number from "
+                                             f"{minimum} to {maximum}")
+        return value
+    return parse
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    """Check every argument before any model is built: a wrong one costs a second, not a benchmark."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--pairs", type=int, default=9)
-    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--device", default="auto", help="auto (cuda, else cpu), cpu, cuda or cuda:N")
+    ap.add_argument("--repeats", type=_count(1, 1000), default=5, help="timed runs per measurement (median)")
+    ap.add_argument("--pairs", type=_count(1, 1000), default=9, help="alternating pairs per ratio (median)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
     ap.add_argument("--arch", choices=("auto", "tiny", "sd-v1"), default="auto",
                     help="auto: the real SD v1 architecture on a GPU, the tiny zoo on a CPU")
-    ap.add_argument("--size", type=int, default=512,
+    ap.add_argument("--size", type=_count(8, 2048), default=512,
                     help="image size for --arch sd-v1 (a multiple of 8); a small size checks the GPU path on a CPU")
-    ap.add_argument("--steps", type=int, default=25, help="UniPC steps (PNDM gets twice as many, DPM-Solver++ 0.8x)")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
-    args = ap.parse_args()
-    from course_utils import check_image_size, pick_device
+    ap.add_argument("--steps", type=_count(1, 1000), default=25,
+                    help="UniPC steps, 1-1000 (PNDM gets twice as many, DPM-Solver++ 0.8x)")
+    where = ap.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, help=f"write the results here (default: {SCRATCH.relative_to(REPO)}/, "
+                                                "git-ignored)")
+    where.add_argument("--publish", action="store_true",
+                       help=f"these are the results to commit: write them to {PUBLISHED.relative_to(REPO)}/ "
+                            f"(needs at least {PUBLISH_MIN['repeats']} repeats and {PUBLISH_MIN['pairs']} pairs)")
+    args = ap.parse_args(argv)
+    from course_utils import DeviceError, check_image_size, pick_device
+
+    if args.device == "auto":  # cuda or cpu: the benchmark has no MPS profile
+        args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        args.device = pick_device(args.device)
+        check_image_size(args.size, args.size)
+    except (DeviceError, TypeError, ValueError) as e:
+        ap.error(str(e))
+    if args.device.startswith("mps"):
+        ap.error("the benchmark has CPU and CUDA profiles only: use --device cpu or --device cuda")
+    if args.publish:
+        short = [f"--{k} {getattr(args, k)} (at least {v})" for k, v in PUBLISH_MIN.items() if getattr(args, k) < v]
+        if short:
+            ap.error(f"--publish writes the committed results, but {', '.join(short)} is a quick run: drop "
+                     "--publish (quick runs go to _output/bench/) or measure with the defaults.")
+        args.out = PUBLISHED
+    elif args.out is None:
+        args.out = SCRATCH
+    if args.out.exists() and not args.out.is_dir():
+        ap.error(f"--out {args.out} is a file: give a folder")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)  # before importing diffusers: a wrong argument is refused in the time torch takes to load
+    import diffusers
 
     device = args.device
-    if device == "auto":  # cuda or cpu: the benchmark has no MPS profile
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = pick_device(device)
     real_arch = args.arch == "sd-v1" or (args.arch == "auto" and device == "cuda")
-    check_image_size(args.size, args.size)
     rows = bench_sd(device, real_arch, args.repeats, args.pairs, not args.no_compile, args.size, args.steps)
     if device == "cuda":
         rows += bench_ddpm256(device, args.repeats)
@@ -293,13 +342,17 @@ def main() -> int:
                "model": f"Stable Diffusion v1 architecture, random weights, {size} px" if real_arch
                else "tiny-sd (the course's zoo), 64 px",
                "settings": f"batch 1, classifier-free guidance 7.5, {args.steps} UniPC steps unless stated, "
-                           "warm-up then median",
+                           f"{args.repeats} repeats and {args.pairs} alternating pairs, warm-up then median"
+                           + (", no torch.compile" if args.no_compile else ""),
                "date": time.strftime("%Y-%m-%d"), "rows": rows}
     # The default runs keep their names (x86_64-cpu, nvidia-h100-…); any other setup gets its own file.
     default = args.steps == 25 and ((real_arch and device == "cuda" and size == 512) or
                                     (not real_arch and device != "cuda"))
     md = write(results, args.out, "" if default else f"-{'sd-v1' if real_arch else 'tiny'}-{size}px-{args.steps}steps")
     print("\n" + md.read_text())
+    if not args.publish:
+        print(f"(written to {args.out}; the committed results in {PUBLISHED.relative_to(REPO)}/ are unchanged: "
+              "rerun with --publish and the default repeats to replace them)")
     return 0
 
 
