@@ -42,9 +42,15 @@ def prepare() -> None:
     (BOOK / "_solutions.md").write_text(solutions_markdown())
 
 
-def main() -> int:
-    prepare()
+def main(argv=None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.parse_args(argv)  # --help prints this and builds nothing; any other argument is an error
     exe = Path(sys.executable).with_name("jupyter-book")
+    if not exe.exists():
+        ap.error(f"{exe} is missing: install the course's book extras (`make install`) first")
+    prepare()
     cmd = [str(exe), "build", str(BOOK), "-W", "-n", "--keep-going", "--path-output", str(BOOK)]
     r = subprocess.run(cmd)
     if r.returncode == 0:
