@@ -26,8 +26,10 @@ def notebooks(names: list[str] | None = None) -> list[Path]:
     if names:
         wanted = [n.removesuffix(".ipynb") for n in names]
         found = [p for p in found if p.stem in wanted or p.stem[:2] in wanted]
-        if len(found) != len(wanted):
-            raise SystemExit(f"unknown notebook in {names}; have {[p.stem for p in sorted(NOTEBOOKS.glob('*.ipynb'))]}")
+        unknown = [n for n in wanted if not any(p.stem == n or p.stem[:2] == n for p in found)]
+        if unknown:
+            raise SystemExit(f"unknown notebook(s) {unknown}: give a number such as 02 or a name; the notebooks are "
+                             f"{[p.stem for p in sorted(NOTEBOOKS.glob('[0-9][0-9]_*.ipynb'))]}")
     return found
 
 
@@ -68,6 +70,21 @@ def refresh(nb: Path, timeout: int = 600) -> float:
     return time.perf_counter() - t0
 
 
+def failure_report(e: BaseException) -> str:
+    """The whole cause of a failing notebook: which cell, the exception and its traceback (not just the last line)."""
+    import re
+
+    ansi = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+    if hasattr(e, "ename") and hasattr(e, "traceback"):  # papermill.PapermillExecutionError
+        cell = getattr(e, "exec_count", None)
+        head = f"cell {cell}: " if cell is not None else ""
+        tb = "\n".join(ansi.sub("", line) for line in (e.traceback or []))
+        return f"{head}{e.ename}: {e.evalue}\n{tb}".rstrip()
+    import traceback
+
+    return "".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
+
+
 def machine() -> str:
     try:
         import torch
@@ -95,21 +112,37 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="notebooks to run (e.g. 02 or 02_ddpm_from_components); default all")
     ap.add_argument("--mode", default="tiny", choices=("tiny", "hub", "auto"))
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=REPO / "_output")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, mps or auto: passed to every "
+                                                     "notebook's `device` parameter")
+    ap.add_argument("--out", type=Path, default=REPO / "_output", help="folder for the executed copies and timings.json")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds a single cell may run (default 600)")
     ap.add_argument("--refresh", action="store_true", help="re-execute the committed notebooks in place")
     args = ap.parse_args()
+    sys.path.insert(0, str(REPO))
+    from course_utils.device import DeviceError, pick_device
+
+    try:
+        pick_device(args.device)  # 'cuda' without a GPU: say so now, not in every notebook's first cell
+    except (DeviceError, TypeError) as e:
+        ap.error(str(e).replace("\n", " "))
+    if args.timeout < 1:
+        ap.error(f"--timeout {args.timeout}: give the seconds a cell may run, at least 1")
+    if args.out.exists() and not args.out.is_dir():
+        ap.error(f"--out {args.out} is a file: give a folder")
+    if args.refresh and args.device != "cpu":
+        ap.error("--refresh re-executes the committed outputs with the notebooks' defaults; it takes no --device")
 
     times: dict[str, float | str] = {}
     failed = []
     for nb in notebooks(args.names):
         print(f"running {nb.name} ...", flush=True)
         try:
-            times[nb.stem] = refresh(nb) if args.refresh else execute(nb, args.out, args.mode, args.device)
+            times[nb.stem] = (refresh(nb, args.timeout) if args.refresh
+                              else execute(nb, args.out, args.mode, args.device, args.timeout))
         except Exception as e:  # report every notebook, then fail
             times[nb.stem] = "FAILED"
             failed.append(nb.stem)
-            print(f"  FAILED: {str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__}")
+            print("  FAILED: " + failure_report(e).replace("\n", "\n    "), flush=True)
         else:
             print(f"  {times[nb.stem]:.1f} s")
     print(f"\nNotebook times ({'refresh' if args.refresh else f'mode={args.mode}, device={args.device}'}; {machine()}):")
