@@ -48,16 +48,16 @@ def install_cell(requirement: str = INSTALL_REQUIREMENT) -> str:
 # own {', '.join(KEEP_RUNTIME[:-1])} and {KEEP_RUNTIME[-1]}. On your own machine, `make run` / `make lab` did it already.
 import os, sys
 if "google.colab" in sys.modules or os.path.isdir("/home/studio-lab-user"):
-    import importlib.metadata as md, tempfile
-    def versions():
-        return {{d.metadata["Name"].lower(): d.version for d in md.distributions()}}
+    import importlib.metadata as md, re, tempfile
+    norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # huggingface_hub == huggingface-hub
+    versions = lambda: {{norm(d.metadata["Name"]): d.version for d in md.distributions()}}
     before = versions()
     keep = os.path.join(tempfile.gettempdir(), "keep-runtime.txt")  # pip may add packages, but not replace these
     with open(keep, "w") as f:
         f.writelines(f"{{p}}=={{before[p]}}\\n" for p in ({keep}) if p in before)
     %pip install -q -c "{{keep}}" "{requirement}"
     after = versions()
-    imported = {{d.lower() for m, ds in md.packages_distributions().items() if m in sys.modules for d in ds}}
+    imported = {{norm(d) for m, ds in md.packages_distributions().items() if m in sys.modules for d in ds}}
     replaced = sorted(p for p in imported if p in before and before[p] != after.get(p))
     if replaced:
         print(f"Restart the runtime (Runtime > Restart session), then run from the top: this kernel had "
