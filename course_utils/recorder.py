@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Frame:
-    step: int
-    timestep: int
-    latents: object  # torch.Tensor on the CPU
+    step: int  # the loop's index i
+    timestep: int  # the t that step i started from (x0 was predicted there); latents sit one timestep lower
+    latents: object  # torch.Tensor on the CPU: the sample after the step, so label it with the *next* timestep
     x0: object = None  # the scheduler's predicted clean sample, when known
 
 
