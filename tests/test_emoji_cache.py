@@ -33,16 +33,25 @@ def text_file(tmp):
 
 
 def shipped(damage):
-    """Run against a copy of course_utils/data with one thing damaged."""
+    """Run against a copy of the package's data and the zoo's manifest (which lists it as ../data/...), one thing damaged."""
     def setup(tmp, mp):
-        data = tmp / "data"
+        from course_utils import checkpoints as ck
+
+        data, zoo = tmp / "pkg" / "data", tmp / "pkg" / "zoo"
         shutil.copytree(ed.DATA_DIR, data)
+        zoo.mkdir()
+        shutil.copy(ck.MANIFEST, zoo / "MANIFEST.sha256")
+        mp.setattr(ck, "ZOO_DIR", zoo)
+        mp.setattr(ck, "MANIFEST", zoo / "MANIFEST.sha256")
         mp.setattr(ed, "DATA_DIR", data)
-        mp.setattr(ed, "DATA_MANIFEST", data / "MANIFEST.sha256")
         mp.setattr(ed, "HELDOUT_FILE", data / "heldout_captions.txt")
         damage(data)
         return lambda: ed.load_emoji(16, "all")
     return setup
+
+
+def manifest(data):
+    return data.parent / "zoo" / "MANIFEST.sha256"
 
 
 def flip_a_byte(data):
@@ -67,13 +76,13 @@ BAD = [
      r"corrupted .*git checkout -- course_utils/data/emoji-v\d+-noto-16px.npz", 2.0),
     ("shipped file missing", shipped(lambda d: (d / ed.shipped_file("twemoji", 16).name).unlink()),
      ed.EmojiDataError, r"missing.*git checkout", 2.0),
-    ("data manifest empty", shipped(lambda d: (d / "MANIFEST.sha256").write_text("")), ed.EmojiDataError,
-     r"empty.*git checkout -- course_utils/data/MANIFEST.sha256", 2.0),
-    ("data manifest garbled", shipped(lambda d: (d / "MANIFEST.sha256").write_text("abc emoji.npz\n")),
-     ed.EmojiDataError, r"not `<sha256>  <file>`.*git checkout", 2.0),
-    ("file not in the manifest", shipped(lambda d: (d / "MANIFEST.sha256").write_text(
-        "".join(line + "\n" for line in (d / "MANIFEST.sha256").read_text().splitlines() if "noto" not in line))),
-     ed.EmojiDataError, r"not listed in .*MANIFEST", 2.0),
+    ("zoo manifest empty", shipped(lambda d: manifest(d).write_text("")), ed.EmojiDataError,
+     r"empty.*git checkout -- course_utils/zoo/MANIFEST.sha256", 2.0),
+    ("zoo manifest garbled", shipped(lambda d: manifest(d).write_text("abc ../data/emoji.npz\n")),
+     ed.EmojiDataError, r"damaged.*git checkout -- course_utils/zoo/MANIFEST.sha256", 2.0),
+    ("file not in the manifest", shipped(lambda d: manifest(d).write_text(
+        "".join(line + "\n" for line in manifest(d).read_text().splitlines() if "noto-16px" not in line))),
+     ed.EmojiDataError, r"no entry for ../data/emoji-v\d+-noto-16px.npz", 2.0),
     ("held-out list edited", shipped(lambda d: (d / "heldout_captions.txt").write_text("cat face\n")),
      ed.EmojiDataError, r"heldout_captions.txt is corrupted", 2.0),
 ]
