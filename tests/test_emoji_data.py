@@ -108,3 +108,18 @@ def test_face_subset_and_tensor_range():
     assert 100 <= len(faces) <= 200 and all("face" in data.captions[i].split() for i in faces)
     x = data.tensor(faces[:4])
     assert x.shape == (4, 3, 16, 16) and x.min() >= -1 and x.max() <= 1
+
+
+def test_build_recipe_needs_force_to_overwrite(repo):
+    """The shipped files are vouched for by the zoo's manifest: overwriting them is never a side effect."""
+    import subprocess
+
+    before = {p.name: p.stat().st_mtime_ns for p in ed.DATA_DIR.iterdir()}
+    for args, code, said in ((["--help"], 0, "--check"), (["--write"], 2, "run --check first, then add --force"),
+                             ([], 2, "one of the arguments --check --write --size is required")):
+        start = time.perf_counter()
+        r = subprocess.run([sys.executable, "recipes/build_emoji_data.py", *args], cwd=repo, capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == code and said in r.stdout + r.stderr, (args, r.stdout, r.stderr)
+        assert time.perf_counter() - start < 30
+    assert {p.name: p.stat().st_mtime_ns for p in ed.DATA_DIR.iterdir()} == before
