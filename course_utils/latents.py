@@ -23,7 +23,8 @@ def fit_latent_rgb(vae, images):
     small = F.interpolate(images, size=z.shape[-2:], mode="area")
     X = torch.cat([z, torch.ones_like(z[:, :1])], 1).permute(0, 2, 3, 1).reshape(-1, z.shape[1] + 1)
     Y = small.permute(0, 2, 3, 1).reshape(-1, 3)
-    return torch.linalg.lstsq(X, Y).solution  # (C + 1, 3)
+    # on the CPU in float32: lstsq has no float16 kernels, and latent_preview() applies the map on the CPU
+    return torch.linalg.lstsq(X.float().cpu(), Y.float().cpu()).solution  # (C + 1, 3)
 
 
 def latent_preview(latents, projection, size: int = 64):

@@ -33,16 +33,32 @@ def notebooks(names: list[str] | None = None) -> list[Path]:
     return found
 
 
-def execute(nb: Path, out_dir: Path, mode: str = "tiny", device: str = "cpu", timeout: int = 600) -> float:
-    """Run one notebook with papermill; returns its wall time in seconds (raises on a failing cell)."""
+#: appended to the executed copy (never to the committed notebook) when a run records its peak GPU memory
+MEASURE_CELL = """import json, torch
+json.dump({{"peak_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None}}, open({path!r}, "w"))"""
+
+
+def execute(nb: Path, out_dir: Path, mode: str = "tiny", device: str = "cpu", timeout: int = 600,
+            parameters: dict | None = None, record: Path | None = None) -> float:
+    """Run one notebook with papermill; returns its wall time in seconds (raises on a failing cell).
+
+    ``parameters`` go in too (e.g. ``{"fast": True}``: the workload parameters every notebook takes). With
+    ``record``, a last cell of the executed copy writes the kernel's ``torch.cuda.max_memory_allocated()``
+    (None without CUDA) to that JSON file.
+    """
     import os
 
+    import nbformat
     import papermill as pm
 
     os.environ["COURSE_STATIC"] = "1"  # no live frontend: widget explorers fall back to static grids
     out_dir.mkdir(parents=True, exist_ok=True)
+    book = nbformat.read(nb, as_version=4)
+    if record is not None:
+        book.cells.append(nbformat.v4.new_code_cell(MEASURE_CELL.format(path=str(Path(record).resolve())),
+                                                    metadata={"tags": ["course-measure"]}))
     t0 = time.perf_counter()
-    pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters={"mode": mode, "device": device},
+    pm.execute_notebook(book, str(out_dir / nb.name), parameters={"mode": mode, "device": device, **(parameters or {})},
                         cwd=str(nb.parent), kernel_name="python3", progress_bar=False,
                         execution_timeout=timeout, log_output=False)
     return time.perf_counter() - t0
@@ -117,6 +133,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "_output", help="folder for the executed copies and timings.json")
     ap.add_argument("--timeout", type=int, default=600, help="seconds a single cell may run (default 600)")
     ap.add_argument("--refresh", action="store_true", help="re-execute the committed notebooks in place")
+    ap.add_argument("--fast", action="store_true", help="each notebook's fast workload (fast=True): few steps, small images")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
     from course_utils.device import DeviceError, pick_device
@@ -138,7 +155,8 @@ def main() -> int:
         print(f"running {nb.name} ...", flush=True)
         try:
             times[nb.stem] = (refresh(nb, args.timeout) if args.refresh
-                              else execute(nb, args.out, args.mode, args.device, args.timeout))
+                              else execute(nb, args.out, args.mode, args.device, args.timeout,
+                                      parameters={"fast": True} if args.fast else None))
         except Exception as e:  # report every notebook, then fail
             times[nb.stem] = "FAILED"
             failed.append(nb.stem)
@@ -150,7 +168,7 @@ def main() -> int:
     if not args.refresh:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "timings.json").write_text(json.dumps(
-            {"mode": args.mode, "device": args.device, "machine": machine(), "python": sys.version.split()[0],
+            {"mode": args.mode, "device": args.device, "fast": args.fast, "machine": machine(), "python": sys.version.split()[0],
              "seconds": times}, indent=2) + "\n")
         print(f"\nExecuted notebooks are in {args.out}/ (open them with `make lab`); timings in {args.out}/timings.json")
     return 1 if failed else 0
