@@ -1,7 +1,7 @@
 """The dependency ranges of pyproject.toml, for `make test-oldest` and `make test-latest`.
 
     python tools/dep_ranges.py lower     # pip constraints: each runtime dependency at its lower bound (torch excepted)
-    python tools/dep_ranges.py names     # every dependency's bare name (runtime and dev), for "the newest release"
+    python tools/dep_ranges.py names     # runtime dependencies by bare name ("the newest release"), dev tools as declared
     python tools/dep_ranges.py report    # installed version of each runtime dependency against its declared range
 
 torch is left out of `lower` and `names`: the Makefile installs it first from TORCH_SPEC, because a bare
@@ -76,7 +76,9 @@ def main() -> int:
     if what == "lower":
         print("\n".join(lower_constraints()))
     elif what == "names":
-        print("\n".join(sorted({name(r) for r in runtime() + dev()} - {"torch"})))
+        # runtime dependencies bare (their newest release, past any upper bound); the dev tools as declared
+        # (jupyter-book 2 is another program, not a newer release of the one `make book` drives)
+        print("\n".join(sorted({name(r) for r in runtime()} - {"torch"}) + sorted(r.replace(" ", "") for r in dev())))
     elif what == "report":
         outside = report()
         if outside:
