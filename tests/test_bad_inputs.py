@@ -101,6 +101,8 @@ class Ctx:
         zoo = self.tmp / "zoo"
         if not zoo.exists():
             shutil.copytree(ck.ZOO_DIR, zoo)
+            if (ck.ZOO_DIR.parent / "data").is_dir():  # package data the manifest lists as ../data/<file>
+                shutil.copytree(ck.ZOO_DIR.parent / "data", self.tmp / "data")
             self.mp.setattr(ck, "ZOO_DIR", zoo)
             self.mp.setattr(ck, "MANIFEST", zoo / "MANIFEST.sha256")
         return zoo
@@ -233,12 +235,12 @@ def package_data(c: Ctx, corrupt: bool = False) -> None:
     zoo = c.zoo()
     data = zoo.parent / "data"
     data.mkdir(exist_ok=True)
-    (data / "captions.txt").write_text("cat face\n")
+    (data / "test-captions.txt").write_text("cat face\n")
     digest = hashlib.sha256(b"cat face\n").hexdigest()
     with open(zoo / "MANIFEST.sha256", "a") as f:
-        f.write(f"{digest}  ../data/captions.txt\n")
+        f.write(f"{digest}  ../data/test-captions.txt\n")
     if corrupt:
-        (data / "captions.txt").write_text("dog face\n")
+        (data / "test-captions.txt").write_text("dog face\n")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -372,7 +374,7 @@ RAISES = [
            lambda c: (package_data(c), ck.verify_data("../data", expected=["emoji-32px.npz"])), CheckpointError,
            r"no entry for \.\./data/emoji-32px\.npz.*reinstall"),
     Raises("verify-data-corrupted", INTEGRITY, lambda c: (package_data(c, corrupt=True), ck.verify_data("../data")),
-           CheckpointError, r"captions\.txt is corrupted.*git checkout -- course_utils/data/captions\.txt",
+           CheckpointError, r"test-captions\.txt is corrupted.*git checkout -- course_utils/data/test-captions\.txt",
            forbid=NO_REBLESS),
     # --- raw library errors -> teaching errors: devices, seeds, dtypes ----------------------------------------
     Raises("generator-cuda-without-gpu", TEACH, lambda c: make_generator(BAD_CUDA, 0), DeviceError, CUDA_FIX),
@@ -737,7 +739,9 @@ def test_the_table_is_large_and_covers_every_class():
 def test_verify_data_checks_package_data_beside_the_zoo(ctx: Ctx):
     """The good path of the cases above: listed package data that matches passes and is reported."""
     package_data(ctx)
-    assert ck.verify_data("../data", expected=["captions.txt"]) == ["../data/captions.txt"]
+    checked = ck.verify_data("../data", expected=["test-captions.txt"])
+    assert "../data/test-captions.txt" in checked
+    assert checked == [rel for rel in ck.read_manifest() if rel.startswith("../data/")]
     assert len(ck.verify_data("tiny-sd")) == len(ck.EXPECTED_FILES["tiny-sd"])
 
 
