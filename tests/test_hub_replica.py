@@ -93,10 +93,22 @@ def test_missing_configs_say_where_they_come_from(tmp_path, monkeypatch):
         plan(DDPM, 0)
 
 
+def test_committed_configs_are_the_shared_ones():
+    """tools/hub_configs is a byte copy of the project's shared/hub-configs (the published files, with provenance)."""
+    shared = hub_replica.SHARED_CONFIGS
+    if not shared.is_dir():
+        pytest.skip(f"{shared} is not beside this checkout (it is in the project's CI and developer machines)")
+    want = sorted(p.relative_to(shared).as_posix() for p in shared.rglob("*") if p.is_file())
+    have = sorted(p.relative_to(hub_replica.CONFIGS).as_posix() for p in hub_replica.CONFIGS.rglob("*") if p.is_file())
+    assert have == want
+    for rel in want:
+        assert (hub_replica.CONFIGS / rel).read_bytes() == (shared / rel).read_bytes(), rel
+
+
 # --- what is in the cache ---------------------------------------------------------------------------------------
 
 def test_configs_are_the_published_ones(cache):
-    """Byte for byte the files in ../shared/hub-configs (v1-5 has v1-4's architecture and reuses its configs)."""
+    """Byte for byte the committed published configs (v1-5 has v1-4's architecture and reuses its configs)."""
     for repo_id, (folder, files) in REPLICAS.items():
         snap = snapshot(cache, repo_id)
         for rel, source in files.items():

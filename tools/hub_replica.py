@@ -12,7 +12,8 @@ so pipelines are loaded with ``safety_checker=None``). Then, with ``HF_HUB_OFFLI
 ``from_pretrained(repo_id)``, ``snapshot_download(repo_id, local_files_only=True)`` and
 ``try_to_load_from_cache`` resolve them.
 
-- configs: byte copies from ``../shared/hub-configs/`` (see its README for provenance);
+- configs: byte copies of the published ones, committed in ``tools/hub_configs/`` (from the project's shared
+  ``hub-configs``; its README gives their provenance);
   stable-diffusion-v1-5/stable-diffusion-v1-5 has the architecture of v1-4 and reuses v1-4's configs
   (the shared folder has no v1-5 copy);
 - tokenizer: CLIP's real BPE (``course_utils/zoo/tiny-sd/tokenizer``'s vocab.json and merges.txt) with the
@@ -42,7 +43,10 @@ import zlib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = Path(os.environ.get("COURSE_HUB_CONFIGS", REPO.parent / "shared" / "hub-configs"))
+# The published configs, committed (byte copies of the project's shared/hub-configs, whose README gives provenance),
+# so that an instructor can build the replicas from a clone alone; tests check the copy against shared/ where it is.
+CONFIGS = Path(os.environ.get("COURSE_HUB_CONFIGS", REPO / "tools" / "hub_configs"))
+SHARED_CONFIGS = REPO.parent / "shared" / "hub-configs"
 TOKENIZER = REPO / "course_utils" / "zoo" / "tiny-sd" / "tokenizer"
 STAMP = ".course-replica.json"
 BUILDER_VERSION = 1
@@ -101,8 +105,9 @@ def repo_folder(cache: Path, repo_id: str) -> Path:
 def config_source(repo_id: str) -> Path:
     folder = CONFIGS / REPLICAS[repo_id][0]
     if not folder.is_dir():
-        raise ReplicaError(f"The hub configs of {repo_id} are not in {folder}. They come with the course's shared "
-                           "folder (../shared/hub-configs, see its README); set COURSE_HUB_CONFIGS to where they are.")
+        raise ReplicaError(f"The hub configs of {repo_id} are not in {folder}. They are committed in tools/hub_configs "
+                           "(copies of the published hub-configs, see its README); restore them with `git checkout -- tools/hub_configs` "
+                           "or set COURSE_HUB_CONFIGS to where they are.")
     return folder
 
 
