@@ -42,13 +42,14 @@ import time
 import zlib
 from pathlib import Path
 
+from course_utils.workload import REPLICA_STAMP as STAMP  # the stamp is_replica() reads: one name, one place
+
 REPO = Path(__file__).resolve().parents[1]
 # The published configs, committed (byte copies of the project's shared/hub-configs, whose README gives provenance),
 # so that an instructor can build the replicas from a clone alone; tests check the copy against shared/ where it is.
 CONFIGS = Path(os.environ.get("COURSE_HUB_CONFIGS", REPO / "tools" / "hub_configs"))
 SHARED_CONFIGS = REPO.parent / "shared" / "hub-configs"
 TOKENIZER = REPO / "course_utils" / "zoo" / "tiny-sd" / "tokenizer"
-STAMP = ".course-replica.json"
 BUILDER_VERSION = 1
 
 #: repo id -> (folder under CONFIGS, {file in the snapshot: where it comes from})
