@@ -45,11 +45,16 @@ PROFILES = {  # batch size, steps; on a CPU also a 55-minute cap, so the command
 }
 
 
-def build_unet():
+def build_unet(norm_groups: int = 32):
     from diffusers import UNet2DModel
 
+    # norm_num_groups: diffusers' default, 32, gives the 32-channel layers one channel per group, so each
+    # GroupNorm removes every channel's mean and the model cannot see or predict the mean colour of the
+    # noise: measured on the committed weights, that part of the error stays at chance level (about 1/1024)
+    # at every timestep, half of all the error at t=999. --norm-groups 8 gives 4 channels per group, as in
+    # google/ddpm-cat-256 (128 channels / 32 groups); the next zoo is trained with it.
     return UNet2DModel(
-        sample_size=32, in_channels=3, out_channels=3, layers_per_block=1,
+        sample_size=32, in_channels=3, out_channels=3, layers_per_block=1, norm_num_groups=norm_groups,
         block_out_channels=(32, 64, 96),
         down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
@@ -94,6 +99,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int_at_least(1), help="override the profile's step count")
     ap.add_argument("--batch", type=int_at_least(1), help="override the profile's batch size")
     ap.add_argument("--lr", type=positive_float, default=3e-4)
+    ap.add_argument("--designs", choices=("noto", "all"), default="noto",
+                    help="the emoji designs to train on (the committed weights: noto; the next zoo: all)")
+    ap.add_argument("--high-t-share", type=float, default=0.0,
+                    help="share of each batch whose timestep comes from the noisiest levels (>= --high-t-from); "
+                         "the samplers multiply the noise prediction's error there by sigma (up to 157), so it "
+                         "must be learnt most precisely (0: uniform timesteps, as in notebook 08)")
+    ap.add_argument("--high-t-from", type=int_at_least(1), default=700)
+    ap.add_argument("--norm-groups", type=int_at_least(1), default=32, help="the UNet's norm_num_groups (see build_unet)")
+    ap.add_argument("--ema", type=positive_float, default=0.999, help="EMA decay of the saved weights")
+    ap.add_argument("--snapshot-minutes", type=positive_float,
+                    help="also save the EMA weights every N minutes into RUN_DIR/snapshot-<step> (for sweeps)")
+    ap.add_argument("--keep-fp32", action="store_true",
+                    help="also save the final EMA weights in float32 into RUN_DIR/final-fp32 (the zoo stores float16)")
     ap.add_argument("--seed", type=seed_arg, default=0)
     ap.add_argument("--subset", type=int_at_least(1), help="train on the first N face emoji only (smoke tests)")
     ap.add_argument("--device", type=device_arg, default="auto", help="auto (cuda, else cpu), cpu, cuda or cuda:N")
@@ -105,6 +123,10 @@ def main() -> None:
     for flag, path in (("--out", args.out), ("--run-dir", args.run_dir)):
         if path.exists() and not path.is_dir():
             ap.error(f"{flag} {path} is a file: give a folder")
+    if not 0 <= args.high_t_share <= 1:
+        ap.error(f"--high-t-share {args.high_t_share} must be between 0 and 1")
+    if args.high_t_from >= 1000 or not 0 < args.ema < 1:
+        ap.error("--high-t-from must be below 1000 and --ema between 0 and 1")
     cfg = dict(PROFILES[args.profile])
     cfg.update({k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v})
     if args.max_minutes is None:
@@ -112,20 +134,22 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
-    data = load_emoji(32)
+    designs = ("noto", "twemoji") if args.designs == "all" else ("noto",)
+    data = load_emoji(32, designs=designs)
     idx = data.subset("face")
     if args.subset:
         idx = idx[: args.subset]
     x_all = data.tensor(idx).to(device)
-    print(f"tiny-ddpm: {len(idx)} face emoji, {cfg['steps']} steps of batch {cfg['batch']} on {hardware(device)}")
+    print(f"tiny-ddpm: {len(idx)} face emoji ({' + '.join(designs)}), {cfg['steps']} steps of batch {cfg['batch']} on {hardware(device)}")
 
-    unet, scheduler = build_unet().to(device), build_scheduler()
+    unet, scheduler = build_unet(args.norm_groups).to(device), build_scheduler()
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0)
     args.run_dir.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator(device).manual_seed(args.seed)
     alphas = scheduler.alphas_cumprod.to(device)
     budget, losses, step = Budget(args.max_minutes), [], 0
+    next_snapshot = args.snapshot_minutes
 
     for step in (bar := tqdm(range(cfg["steps"]), desc="tiny-ddpm")):
         pick = torch.randint(0, len(x_all), (cfg["batch"],), device=device, generator=gen)
@@ -134,6 +158,10 @@ def main() -> None:
         x0 = torch.where(flip, x0.flip(-1), x0)  # faces survive a mirror
         noise = torch.randn(x0.shape, device=device, generator=gen)
         t = torch.randint(0, scheduler.config.num_train_timesteps, (cfg["batch"],), device=device, generator=gen)
+        if args.high_t_share:  # the noisiest levels, oversampled: there the samplers scale the error by sigma
+            high = torch.randint(args.high_t_from, scheduler.config.num_train_timesteps, (cfg["batch"],),
+                                 device=device, generator=gen)
+            t = torch.where(torch.rand(cfg["batch"], device=device, generator=gen) < args.high_t_share, high, t)
         a = alphas[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise  # what scheduler.add_noise(x0, noise, t) computes
         loss = F.mse_loss(unet(noisy, t).sample, noise)  # epsilon prediction
@@ -143,12 +171,15 @@ def main() -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
-        ema_update(ema, unet, min(0.999, (1 + step) / (10 + step)))
+        ema_update(ema, unet, min(args.ema, (1 + step) / (10 + step)))
         losses.append(loss.item())
         if step % 50 == 0:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         if args.sample_every and (step + 1) % args.sample_every == 0:
             sample_grid(ema, scheduler, device, args.run_dir / f"samples-{step + 1:06d}.png")
+        if next_snapshot and budget.elapsed > next_snapshot * 60:
+            save_root_layout(copy.deepcopy(ema).float(), scheduler, args.run_dir / f"snapshot-{step + 1:06d}")
+            next_snapshot += args.snapshot_minutes
         if budget.over():
             print(f"stopping at step {step + 1}: the {args.max_minutes}-minute budget is spent")
             break
@@ -157,9 +188,16 @@ def main() -> None:
     minutes = budget.elapsed / 60
     ema = ema.to(torch.float32)
     save_root_layout(ema, scheduler, args.out)
+    if args.keep_fp32:
+        args.run_dir.joinpath("final-fp32").mkdir(parents=True, exist_ok=True)
+        ema.cpu().save_pretrained(args.run_dir / "final-fp32")
+        scheduler.save_pretrained(args.run_dir / "final-fp32")
+        (args.run_dir / "final-fp32" / "model_index.json").write_text((args.out / "model_index.json").read_text())
+        ema.to(device)
     sample_grid(ema, scheduler, device, args.out / "samples.png")
     write_run_info(args.run_dir, model="tiny-ddpm", profile=args.profile, steps=steps_done,
-                   batch=cfg["batch"], lr=args.lr, seed=args.seed, images=len(idx), minutes=round(minutes, 2),
+                   batch=cfg["batch"], lr=args.lr, seed=args.seed, images=len(idx), designs=list(designs),
+                   high_t_share=args.high_t_share, high_t_from=args.high_t_from, ema=args.ema, norm_groups=args.norm_groups, minutes=round(minutes, 2),
                    hardware=hardware(device), torch=torch.__version__, final_loss=sum(losses[-200:]) / len(losses[-200:]),
                    parameters=sum(p.numel() for p in ema.parameters()))
     print(f"saved {args.out} after {steps_done} steps in {minutes:.1f} min")

@@ -51,11 +51,13 @@ SAMPLE_PROMPTS = ["cat face", "red heart", "flag Japan", "grinning face", "rocke
 CFG_DROP = 0.1
 
 
-def build_vae():
+def build_vae(norm_groups: int = 32):
     from diffusers import AutoencoderKL
 
+    # norm_groups: as in train_tiny_ddpm.build_unet, 32 groups over 32 channels remove each channel's mean
+    # (the committed weights); SD's own VAE has 128 channels in 32 groups, 4 per group (--norm-groups 8).
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, sample_size=64, layers_per_block=1,
+        in_channels=3, out_channels=3, latent_channels=4, sample_size=64, layers_per_block=1, norm_num_groups=norm_groups,
         block_out_channels=(32, 64, 64, 64),  # 4 blocks: 2 ** 3 == 8, as in SD
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
     )
@@ -71,11 +73,11 @@ def build_text_encoder():
     ))
 
 
-def build_unet():
+def build_unet(norm_groups: int = 32):
     from diffusers import UNet2DConditionModel
 
     return UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1,
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, norm_num_groups=norm_groups,
         block_out_channels=(64, 96, 128), attention_head_dim=8, cross_attention_dim=64,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
@@ -93,7 +95,7 @@ def build_scheduler():
 
 def train_vae(args, cfg, device, data, train_idx) -> None:
     x_all = data.tensor(train_idx).to(device)
-    vae = build_vae().to(device)
+    vae = build_vae(args.norm_groups).to(device)
     opt = torch.optim.AdamW(vae.parameters(), lr=args.lr or 1e-3, weight_decay=0.0)
     gen = torch.Generator(device).manual_seed(args.seed)
     budget, step = Budget(args.max_minutes), 0
@@ -103,7 +105,7 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
         z = post.mean + post.std * torch.randn(post.mean.shape, device=device, generator=gen)
         rec = vae.decode(z).sample
         kl = post.kl().mean() / z[0].numel()
-        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x) + 1e-4 * kl
+        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x) + args.kl_weight * kl
         for g in opt.param_groups:
             # one drop to a tenth for the last 20% of the run (of its steps, or of its time budget)
             progress = max(step / cfg["steps"], budget.elapsed / (60 * args.max_minutes) if args.max_minutes else 0)
@@ -132,6 +134,8 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
     write_run_info(args.run_dir / "vae", model="tiny-sd/vae", profile=args.profile, steps=step + 1,
                    batch=cfg["batch"], seed=args.seed, minutes=round(budget.elapsed / 60, 2),
                    hardware=hardware(device), torch=torch.__version__, scaling_factor=scaling,
+                   designs=list(args.design_names), kl_weight=args.kl_weight, lr=args.lr or 1e-3,
+                   norm_groups=args.norm_groups,
                    parameters=sum(p.numel() for p in vae.parameters()))
 
 
@@ -171,7 +175,7 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
     empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
                       return_tensors="pt").input_ids.to(device)
 
-    text_encoder, unet = build_text_encoder().to(device), build_unet().to(device)
+    text_encoder, unet = build_text_encoder().to(device), build_unet(args.norm_groups).to(device)
     noise_scheduler = DDPMScheduler.from_config(build_scheduler().config)  # same betas, for add_noise
     params = list(text_encoder.parameters()) + list(unet.parameters())
     lr = args.lr or 5e-4
@@ -185,7 +189,7 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
     for step in (bar := tqdm(range(cfg["steps"]), desc="tiny-sd unet+text")):
         pick = torch.randint(0, len(mean), (cfg["batch"],), device=device, generator=gen)
         latents = (mean[pick] + std[pick] * torch.randn(mean[pick].shape, device=device, generator=gen)) * sf
-        drop = torch.rand(cfg["batch"], 1, device=device, generator=gen) < CFG_DROP
+        drop = torch.rand(cfg["batch"], 1, device=device, generator=gen) < args.cfg_drop
         batch_ids = torch.where(drop, empty, ids[pick])
         noise = torch.randn(latents.shape, device=device, generator=gen)
         t = torch.randint(0, 1000, (cfg["batch"],), device=device, generator=gen)
@@ -215,7 +219,8 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
     save_pipeline(args.out, vae, ema_te, tokenizer, ema_unet)
     sample_grid(vae, ema_te, tokenizer, ema_unet, device, args.out / "samples.png")
     write_run_info(args.run_dir / "unet", model="tiny-sd/unet+text_encoder", profile=args.profile,
-                   steps=step + 1, batch=cfg["batch"], lr=lr, seed=args.seed, cfg_drop=CFG_DROP,
+                   steps=step + 1, batch=cfg["batch"], lr=lr, seed=args.seed, cfg_drop=args.cfg_drop,
+                   designs=list(args.design_names), norm_groups=args.norm_groups,
                    minutes=round(budget.elapsed / 60, 2), hardware=hardware(device), torch=torch.__version__,
                    final_loss=sum(losses[-200:]) / len(losses[-200:]),
                    parameters={"unet": sum(p.numel() for p in unet.parameters()),
@@ -265,6 +270,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int_at_least(1), help="override the profile's batch size")
     ap.add_argument("--lr", type=positive_float, help="override the profile's learning rate")
     ap.add_argument("--seed", type=seed_arg, default=0)
+    ap.add_argument("--designs", choices=("noto", "all"), default="noto",
+                    help="the emoji designs to train on (the committed weights: noto; the next zoo: all)")
+    ap.add_argument("--norm-groups", type=int_at_least(1), default=32, help="norm_num_groups of the VAE or the UNet")
+    ap.add_argument("--kl-weight", type=positive_float, default=1e-4, help="VAE stage: weight of the KL term")
+    ap.add_argument("--cfg-drop", type=float, default=CFG_DROP,
+                    help="UNet stage: share of examples trained with the empty prompt (classifier-free guidance)")
     ap.add_argument("--subset", type=int_at_least(1), help="train on the first N training emoji only (smoke tests)")
     ap.add_argument("--device", type=device_arg, default="auto", help="auto (cuda, else cpu), cpu, cuda or cuda:N")
     ap.add_argument("--max-minutes", type=positive_float, help="stop early after this much wall time")
@@ -275,6 +286,8 @@ def main() -> None:
     for flag, path in (("--out", args.out), ("--run-dir", args.run_dir)):
         if path.exists() and not path.is_dir():
             ap.error(f"{flag} {path} is a file: give a folder")
+    if not 0 < args.cfg_drop < 1:
+        ap.error(f"--cfg-drop {args.cfg_drop} must be between 0 and 1 (e.g. 0.1)")
     cfg = dict(PROFILES[args.profile][args.stage])
     cfg.update({k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v})
     if args.max_minutes is None:
@@ -282,9 +295,10 @@ def main() -> None:
 
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
-    data = load_emoji(64)
+    args.design_names = ("noto", "twemoji") if args.designs == "all" else ("noto",)
+    data = load_emoji(64, designs=args.design_names)
     train_idx = data.train_idx[: args.subset] if args.subset else data.train_idx
-    print(f"tiny-sd {args.stage}: {len(train_idx)} emoji, {cfg['steps']} steps of batch {cfg['batch']} "
+    print(f"tiny-sd {args.stage}: {len(train_idx)} emoji ({' + '.join(args.design_names)}), {cfg['steps']} steps of batch {cfg['batch']} "
           f"on {hardware(device)}")
     if args.stage == "vae":
         args.out.mkdir(parents=True, exist_ok=True)

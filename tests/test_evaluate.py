@@ -5,13 +5,13 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from evaluate_zoo import THRESHOLDS, ddpm_ratios, top10_share
+from evaluate_zoo import THRESHOLDS, ddpm_ratios, mean_pair_distance, top10_share
 
 from course_utils.emoji_data import load_emoji
 
 
 def faces():
-    data = load_emoji(32)
+    data = load_emoji(32, designs="all")
     idx = data.subset("face")
     return (data.tensor(idx[:64]) + 1) / 2, (data.tensor(idx[64:128]) + 1) / 2
 
@@ -37,12 +37,23 @@ def test_noise_blur_and_collapse_fail():
 
 
 def test_top10_share():
-    data = load_emoji(64)
+    data = load_emoji(64, designs="all")
     all_16 = F.interpolate((data.tensor() + 1) / 2, size=16, mode="area")
-    own = [5, 500, 3000]
-    exact = (data.tensor(own) + 1) / 2
+    picked = [5, 500, 3000]
+    own = [{i for i, c in enumerate(data.captions) if c == data.captions[p]} for p in picked]
+    assert all(len(o) == 2 for o in own), "every caption has a picture in each design"
+    exact = (data.tensor(picked) + 1) / 2
     assert top10_share(exact, own, all_16) == 1.0
     assert top10_share(torch.ones_like(exact) * 0.5, own, all_16) < 1.0
+    # a picture of another emoji does not count as adherence
+    assert top10_share(exact, [own[1], own[2], own[0]], all_16) < 1.0
+
+
+def test_seed_figure_tells_copies_from_different_images():
+    real, other = faces()
+    same = real[:1].repeat(4, 1, 1, 1)
+    assert mean_pair_distance(same) == 0.0
+    assert mean_pair_distance(real[:4]) > 0.2 * mean_pair_distance(other)
 
 
 def test_evaluating_a_folder_says_what_is_missing(repo, tmp_path):
