@@ -65,3 +65,15 @@ def test_evaluating_a_folder_says_what_is_missing(repo, tmp_path):
     assert r.returncode == 2 and "--only ddpm or --only sd" in r.stderr
     r = run("--only", "sd", "--path", str(tmp_path))
     assert r.returncode == 2 and "no model_index.json" in r.stderr and "--out" in r.stderr
+
+
+def test_diagnose_ddpm_reads_the_zoo():
+    from diagnose_ddpm import diagnose
+
+    from course_utils.checkpoints import ZOO_DIR
+
+    rows = diagnose(ZOO_DIR / "tiny-ddpm", n=8, timesteps=(999, 50))
+    assert [r["t"] for r in rows] == [999, 50]
+    assert rows[0]["sigma"] > 100 > rows[1]["sigma"]
+    assert all(0 < r["mse"] < 2 and 0 < r["dc_mse"] <= r["mse"] for r in rows)
+    assert 0.9 < rows[0]["slope"] < 1.1  # at t=999 the input is nearly all noise: the prediction follows it
