@@ -134,12 +134,13 @@ def evaluate_ddpm(path, device: torch.device = CPU) -> dict:
     return m
 
 
-def top10_share(images: torch.Tensor, own: list[set[int]], all_16: torch.Tensor) -> float:
-    """images: (N, 3, 64, 64) in [0, 1]; own: for each image, the indices of its caption's emoji (every design);
-    all_16: every emoji at 16x16 in [0, 1]."""
+def top10_share(images: torch.Tensor, own: list[int | set[int]], all_16: torch.Tensor) -> float:
+    """images: (N, 3, 64, 64) in [0, 1]; own: for each image, the index of its caption's emoji, or the set of
+    them (one per design); all_16: every emoji at 16x16 in [0, 1]."""
     q = F.interpolate(images, size=16, mode="area")
     ranks = torch.cdist(_flat(q), _flat(all_16)).argsort(1)[:, :10]
-    return float(sum(bool(o & set(r.tolist())) for o, r in zip(own, ranks, strict=True)) / len(own))
+    owns = [set(o) if isinstance(o, (set, frozenset, list, tuple)) else {int(o)} for o in own]
+    return float(sum(bool(o & set(r.tolist())) for o, r in zip(owns, ranks, strict=True)) / len(own))
 
 
 def sd_pipeline(path, device):
