@@ -6,6 +6,11 @@
 
 Each notebook runs top to bottom in a fresh kernel with papermill, its `parameters` cell overridden
 (`mode`, `device`); a failure stops nothing else but makes the exit status non-zero.
+
+With ``--jobs 2`` (what `make run` does on a CPU) two notebooks run at once, each kernel with half of the CPU's
+threads: a kernel's start, its imports and the small tiny-mode kernels use one core at a time, so two of them
+keep a 2-core CPU busy. The notebooks that *measure speed* (SOLO: 09) run afterwards, alone, with every core,
+because another notebook beside them would distort what they measure.
 """
 
 from __future__ import annotations
@@ -19,6 +24,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
+#: notebooks that time things and assert on the timings: never run beside another notebook
+SOLO = {"09_making_it_fast"}
+#: the slowest notebooks in tiny mode on a CPU (measured by `make run`), started first in a --jobs run so that no
+#: long one is left running alone at the end; a previous run's timings.json in --out, when there is one, takes over
+LONGEST_FIRST = ("08_train_your_own", "06_guidance_and_latents", "07_write_your_own_pipeline", "03_schedulers")
 
 
 def notebooks(names: list[str] | None = None) -> list[Path]:
@@ -111,7 +121,18 @@ def machine() -> str:
         pass
     import os
 
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (what `lscpu` calls it): timings mean little without it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or f"{platform.machine()} CPU"
 
 
 def table(times: dict[str, float | str]) -> str:
@@ -124,6 +145,50 @@ def table(times: dict[str, float | str]) -> str:
     return "\n".join(rows)
 
 
+def threads_per_job(jobs: int) -> int:
+    import os
+
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _pool_init(threads: str) -> None:
+    """A --jobs worker: its kernels get ``threads`` threads, and papermill is imported once per worker."""
+    import os
+
+    os.environ.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)  # the kernels it starts inherit them
+    import papermill  # noqa: F401  (2-3 s of imports, paid once per worker instead of once per notebook)
+
+
+def _pool_task(nb: Path, out: Path, mode: str, device: str, timeout: int, fast: bool) -> tuple[float | None, str | None]:
+    try:
+        return execute(nb, out, mode, device, timeout, parameters={"fast": True} if fast else None), None
+    except Exception as e:  # the report travels back as text: an exception from a kernel need not pickle
+        return None, failure_report(e)
+
+
+def run_parallel(todo: list[Path], jobs: int, args, record) -> None:
+    """Run ``todo`` ``jobs`` at a time, each notebook in a fresh kernel with cores/jobs threads."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    try:  # the longest first, from the last run's timings when there are some
+        last = json.loads((args.out / "timings.json").read_text())["seconds"]
+        last = {k: v for k, v in last.items() if isinstance(v, (int, float))}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        last = {}
+    if len(last) >= len(todo) // 2:
+        todo = sorted(todo, key=lambda nb: -last.get(nb.stem, 0.0))
+    else:
+        todo = sorted(todo, key=lambda nb: LONGEST_FIRST.index(nb.stem) if nb.stem in LONGEST_FIRST else len(LONGEST_FIRST))
+    threads = str(threads_per_job(jobs))
+    print(f"running {len(todo)} notebooks, {jobs} at a time ({threads} thread(s) each) ...", flush=True)
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),  # no fork of a process with torch
+                             initializer=_pool_init, initargs=(threads,)) as pool:
+        futures = {pool.submit(_pool_task, nb, args.out, args.mode, args.device, args.timeout, args.fast): nb for nb in todo}
+        for done, fut in enumerate(as_completed(futures), 1):
+            record(futures[fut], *fut.result(), done)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", help="notebooks to run (e.g. 02 or 02_ddpm_from_components); default all")
@@ -133,6 +198,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "_output", help="folder for the executed copies and timings.json")
     ap.add_argument("--timeout", type=int, default=600, help="seconds a single cell may run (default 600)")
     ap.add_argument("--refresh", action="store_true", help="re-execute the committed notebooks in place")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="notebooks run at once, each kernel with cores/jobs threads (default 1; `make run`: 2). "
+                         f"The ones that measure speed ({', '.join(sorted(SOLO))}) always run alone, at the end")
     ap.add_argument("--fast", action="store_true", help="each notebook's fast workload (fast=True): few steps, small images")
     args = ap.parse_args()
     sys.path.insert(0, str(REPO))
@@ -142,6 +210,11 @@ def main() -> int:
         pick_device(args.device)  # 'cuda' without a GPU: say so now, not in every notebook's first cell
     except (DeviceError, TypeError) as e:
         ap.error(str(e).replace("\n", " "))
+    if args.jobs < 1:
+        ap.error(f"--jobs {args.jobs}: give how many notebooks may run at once, at least 1")
+    if args.jobs > 1 and args.device != "cpu":
+        ap.error(f"--jobs {args.jobs} shares the CPU's cores between notebooks; on {args.device!r} run them one at a time "
+                 "(leave --jobs out): two notebooks on one accelerator would distort each other's timings and memory")
     if args.timeout < 1:
         ap.error(f"--timeout {args.timeout}: give the seconds a cell may run, at least 1")
     if args.out.exists() and not args.out.is_dir():
@@ -151,25 +224,46 @@ def main() -> int:
 
     times: dict[str, float | str] = {}
     failed = []
-    for nb in notebooks(args.names):
-        print(f"running {nb.name} ...", flush=True)
-        try:
-            times[nb.stem] = (refresh(nb, args.timeout) if args.refresh
-                              else execute(nb, args.out, args.mode, args.device, args.timeout,
-                                      parameters={"fast": True} if args.fast else None))
-        except Exception as e:  # report every notebook, then fail
+    todo = notebooks(args.names)
+    jobs = 1 if args.refresh or len(todo) < 2 else args.jobs
+    started = time.perf_counter()
+
+    def record(nb: Path, seconds: float | None, error: str | None, done: int) -> None:
+        elapsed = time.perf_counter() - started
+        if error is None:
+            times[nb.stem] = seconds
+            print(f"[{done}/{len(todo)}] {nb.stem}: {seconds:.1f} s   ({elapsed:.0f} s since the start)", flush=True)
+        else:
             times[nb.stem] = "FAILED"
             failed.append(nb.stem)
-            print("  FAILED: " + failure_report(e).replace("\n", "\n    "), flush=True)
+            print(f"[{done}/{len(todo)}] {nb.stem}: FAILED\n    " + error.replace("\n", "\n    "), flush=True)
+
+    serial = todo
+    if jobs > 1:
+        serial = [nb for nb in todo if nb.stem in SOLO]
+        run_parallel([nb for nb in todo if nb.stem not in SOLO], jobs, args, record)
+    for nb in serial:
+        print(f"running {nb.name}{' alone (it measures speed)' if jobs > 1 else ''} ...", flush=True)
+        try:
+            seconds = (refresh(nb, args.timeout) if args.refresh
+                       else execute(nb, args.out, args.mode, args.device, args.timeout,
+                                    parameters={"fast": True} if args.fast else None))
+        except Exception as e:  # report every notebook, then fail
+            record(nb, None, failure_report(e), len(times) + 1)
         else:
-            print(f"  {times[nb.stem]:.1f} s")
-    print(f"\nNotebook times ({'refresh' if args.refresh else f'mode={args.mode}, device={args.device}'}; {machine()}):")
+            record(nb, seconds, None, len(times) + 1)
+    times = {nb.stem: times[nb.stem] for nb in todo}  # the table in the notebooks' order
+    wall = time.perf_counter() - started
+    alone = "".join(f"; {nb.stem} alone" for nb in serial)
+    how = f"{jobs} at a time, {threads_per_job(jobs)} thread(s) each{alone}" if jobs > 1 else "one at a time"
+    print(f"\nNotebook times ({'refresh' if args.refresh else f'mode={args.mode}, device={args.device}'}; {how}; {machine()}):")
     print(table(times))
+    print(f"wall time of the whole run: {wall:.1f} s")
     if not args.refresh:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "timings.json").write_text(json.dumps(
-            {"mode": args.mode, "device": args.device, "fast": args.fast, "machine": machine(), "python": sys.version.split()[0],
-             "seconds": times}, indent=2) + "\n")
+            {"mode": args.mode, "device": args.device, "fast": args.fast, "jobs": jobs, "machine": machine(),
+             "python": sys.version.split()[0], "seconds": times, "wall_seconds": round(wall, 1)}, indent=2) + "\n")
         print(f"\nExecuted notebooks are in {args.out}/ (open them with `make lab`); timings in {args.out}/timings.json")
     return 1 if failed else 0
 
