@@ -79,19 +79,12 @@ def run(names, device: str, fast: bool, out: Path, timeout: int) -> dict:
 
 
 def machine(device: str) -> str:
-    import platform
-
     import torch
+    from run_notebooks import cpu_model
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 def fmt_peak(peak) -> str:

@@ -159,10 +159,14 @@ def _pool_init(threads: str) -> None:
     import papermill  # noqa: F401  (2-3 s of imports, paid once per worker instead of once per notebook)
 
 
-def _pool_task(nb: Path, out: Path, mode: str, device: str, timeout: int, fast: bool) -> tuple[float | None, str | None]:
+def run_one(nb: Path, args) -> tuple[float | None, str | None]:
+    """One notebook as ``args`` ask (refresh in place, or execute into --out): (seconds, None) or (None, the cause)."""
     try:
-        return execute(nb, out, mode, device, timeout, parameters={"fast": True} if fast else None), None
-    except Exception as e:  # the report travels back as text: an exception from a kernel need not pickle
+        if args.refresh:
+            return refresh(nb, args.timeout), None
+        return execute(nb, args.out, args.mode, args.device, args.timeout,
+                       parameters={"fast": True} if args.fast else None), None
+    except Exception as e:  # report every notebook, then fail; as text, since a kernel's exception need not pickle
         return None, failure_report(e)
 
 
@@ -184,7 +188,7 @@ def run_parallel(todo: list[Path], jobs: int, args, record) -> None:
     print(f"running {len(todo)} notebooks, {jobs} at a time ({threads} thread(s) each) ...", flush=True)
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),  # no fork of a process with torch
                              initializer=_pool_init, initargs=(threads,)) as pool:
-        futures = {pool.submit(_pool_task, nb, args.out, args.mode, args.device, args.timeout, args.fast): nb for nb in todo}
+        futures = {pool.submit(run_one, nb, args): nb for nb in todo}
         for done, fut in enumerate(as_completed(futures), 1):
             record(futures[fut], *fut.result(), done)
 
@@ -244,14 +248,7 @@ def main() -> int:
         run_parallel([nb for nb in todo if nb.stem not in SOLO], jobs, args, record)
     for nb in serial:
         print(f"running {nb.name}{' alone (it measures speed)' if jobs > 1 else ''} ...", flush=True)
-        try:
-            seconds = (refresh(nb, args.timeout) if args.refresh
-                       else execute(nb, args.out, args.mode, args.device, args.timeout,
-                                    parameters={"fast": True} if args.fast else None))
-        except Exception as e:  # report every notebook, then fail
-            record(nb, None, failure_report(e), len(times) + 1)
-        else:
-            record(nb, seconds, None, len(times) + 1)
+        record(nb, *run_one(nb, args), len(times) + 1)
     times = {nb.stem: times[nb.stem] for nb in todo}  # the table in the notebooks' order
     wall = time.perf_counter() - started
     alone = "".join(f"; {nb.stem} alone" for nb in serial)
