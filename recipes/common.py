@@ -91,7 +91,12 @@ def pick_device(name: str = "auto") -> torch.device:
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    model = ""
+    try:  # the CPU model matters: machines of one kind differ about 2x in speed
+        model = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} CPU{f' ({model})' if model else ''}, {torch.get_num_threads()} threads"
 
 
 @torch.no_grad()

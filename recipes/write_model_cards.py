@@ -49,12 +49,20 @@ def _time(stage: dict) -> str:
     return f"{_minutes(stage['minutes'])} of training{wall}"
 
 
-def ddpm_cpu_section(m_gpu: dict) -> str:
+def ddpm_cpu_section(m_gpu: dict, committed: dict) -> str:
     f = ZOO / "tiny-ddpm" / "cpu_run.json"
     if not f.exists():
         return ""
     run = json.loads(f.read_text())
     t, m = run["stages"]["model"], run["metrics"]
+    if committed.get("profile") == "cpu" and t["steps"] == committed["steps"] and t["minutes"] == committed["minutes"]:
+        return f"""
+## Trained on a CPU: the default recipe is the committed run
+`python recipes/train_tiny_ddpm.py`, with no arguments, is the run these weights come from: {_time(t)}
+on {t['hardware']} (torch {t['torch']}), {t['steps']:,} steps × {t['batch']} before the CPU profile's
+55-minute cap. On a slower machine it stops earlier; `--steps {t['steps']}` replays the same step count there
+(an explicit `--steps` lifts the cap).
+"""
     return f"""
 ## Trained on a CPU instead: the default recipe, measured
 `python recipes/train_tiny_ddpm.py` (the CPU profile, {t['steps']:,} steps × {t['batch']}, seed {t['seed']}) took
@@ -103,10 +111,55 @@ Their weights are not committed; the commands rebuild them (seed {v['seed']}).
 """
 
 
+def _timestep_phrase(t: dict) -> str:
+    share, frm, w = t.get("high_t_share", 0.0), t.get("high_t_from", 700), t.get("high_t_weight", 1.0)
+    parts = [f"{share:.0%} of each batch drawn from t ≥ {frm}, the rest uniform" if share else "uniform"]
+    if w > 1:
+        parts.append(f"each example's loss weighted by 1/SNR_t = σ_t², clamped to [1, {w:g}]")
+    return "; ".join(parts)
+
+
+def _ddpm_provenance(t: dict) -> str:
+    if t.get("profile") == "cpu":
+        return ("The committed weights are the default recipe's own output on a 2-core CPU: the CPU profile stops at "
+                "55 minutes, and the step count above is where it stopped; `--steps` replays it on any machine.")
+    return ("The committed weights come from `bash recipes/train_zoo_on_gpu.sh`, which stops each stage at a time\n"
+            "budget; the step count above is where it stopped, and `--steps` replays it on any machine. The CPU\n"
+            "profile (`--profile cpu`, the default) is the recipe sized for a 2-core CPU: its measured full run\n"
+            "is below, if one has been recorded.")
+
+
+def _ddpm_quality(m: dict) -> str:
+    th = m["thresholds"]
+    head = ("64 samples per sampler against 64 random real face emoji (both designs), pixel distances at 32 px.\n"
+            "Each sampler is notebook 03's swap: `from_config` of this folder's scheduler config, library defaults\n"
+            "otherwise (so DDIM inherits `clip_sample=True`), the same starting noise.\n\n"
+            f"Targets: nearest-real distance / the real set's leave-one-out figure ≤ {th['nn_ratio_max']}; mean pairwise "
+            f"distance / real's ≥ {th['diversity_ratio_min']}; mean absolute gradient / real's ≥ "
+            f"{th['sharpness_ratio_min']}.\n\n")
+    if "samplers" not in m:  # an older metrics.json: the DDPM row only
+        rows = {"DDPM 50": m}
+    else:
+        rows = m["samplers"]
+    table = ["| sampler, steps | nearest real | diversity | sharpness | all three hold |", "|---|---:|---:|---:|---|"]
+    for name, r in rows.items():
+        ok = r.get("passes", r["nn_ratio"] <= th["nn_ratio_max"] and r["diversity_ratio"] >= th["diversity_ratio_min"]
+                   and r["sharpness_ratio"] >= th["sharpness_ratio_min"])
+        table.append(f"| {name} | {r['nn_ratio']:.3f} | {r['diversity_ratio']:.3f} | {r['sharpness_ratio']:.3f} | "
+                     f"{'yes' if ok else 'NO'} |")
+    tail = ""
+    if "ddim_50_vs_10" in m:
+        limit = th.get("ddim_50_vs_10_max", 1.02)
+        tail = (f"\n\nDDIM at 50 steps against DDIM at 10 (nearest-real ratio): {m['ddim_50_vs_10']:.3f}, target ≤ {limit} "
+                f"({'met' if m['ddim_50_vs_10'] <= limit else 'NOT met'}). Every target together: "
+                f"{'yes' if m['passes'] else 'NO'}.")
+    return (head + "\n".join(table) + tail
+            + f"\n\n(Measured on {m['machine']}, torch {m['torch']}, in {m['seconds']} s.)")
+
+
 def ddpm_card() -> str:
     t = json.loads((ZOO / "tiny-ddpm" / "training.json").read_text())
     m = json.loads((ZOO / "tiny-ddpm" / "metrics.json").read_text())
-    th = m["thresholds"]
     return f"""---
 library_name: diffusers
 pipeline_tag: unconditional-image-generation
@@ -131,26 +184,17 @@ in {designs_phrase(trained_designs(t))} at 32 px by `course_utils.emoji_data`, w
 | | |
 |---|---|
 | recipe | `python recipes/train_tiny_ddpm.py --profile {t['profile']} --steps {t['steps']}` |
-| steps × batch | {t['steps']} × {t['batch']}, AdamW lr {t['lr']}, EMA 0.999, seed {t['seed']} |
+| steps × batch | {t['steps']} × {t['batch']}, AdamW lr {t['lr']}, EMA {t.get('ema', 0.999)}, seed {t['seed']} |
+| model | `norm_num_groups={t.get('norm_groups', 32)}` |
+| timesteps | {_timestep_phrase(t)} |
 | time | {_minutes(t['minutes'])} on {t['hardware']} (torch {t['torch']}) |
-| final loss | {t['final_loss']:.4f} (ε-prediction MSE) |
+| final loss | {t['final_loss']:.4f} (ε-prediction MSE{', weighted' if t.get('high_t_weight', 1) > 1 else ''}) |
 
-The committed weights come from `bash recipes/train_zoo_on_gpu.sh`, which stops each stage at a time
-budget; the step count above is where it stopped, and `--steps` replays it on any machine. The CPU
-profile (`--profile cpu`, the default) is the recipe sized for a 2-core CPU: its measured full run
-is below, if one has been recorded.
+{_ddpm_provenance(t)}
 
 ## Quality (`python recipes/evaluate_zoo.py`)
-64 samples (50 steps) against 64 random real face emoji, pixel distances at 32 px:
-
-| metric | value | target |
-|---|---:|---|
-| nearest-real distance / real leave-one-out | {m['nn_ratio']:.3f} | ≤ {th['nn_ratio_max']} |
-| mean pairwise distance / real's | {m['diversity_ratio']:.3f} | ≥ {th['diversity_ratio_min']} |
-| mean absolute gradient / real's | {m['sharpness_ratio']:.3f} | ≥ {th['sharpness_ratio_min']} |
-
-All three hold together: {'yes' if m['passes'] else 'NO'}. (Measured on {m['machine']}, torch {m['torch']}, in {m['seconds']} s.)
-{ddpm_cpu_section(m)}
+{_ddpm_quality(m)}
+{ddpm_cpu_section(m, t)}
 {license_notes(trained_designs(t))}
 """
 

@@ -665,6 +665,8 @@ OUTCOMES = [
             r"give a seed such as 0", 30),
     Outcome("ddpm-recipe-cuda-without-gpu", TEACH, script("recipes/train_tiny_ddpm.py", "--device", BAD_CUDA), 2,
             CUDA_FIX, 30),
+    Outcome("ddpm-recipe-high-t-weight-below-1", TEACH, script("recipes/train_tiny_ddpm.py", "--high-t-weight", "0.5"), 2,
+            r"--high-t-weight 0\.5 must be at least 1 \(1 turns the weighting off\)", 30, ["course_utils/zoo/tiny-ddpm"]),
     Outcome("ddpm-recipe-help", TEACH, script("recipes/train_tiny_ddpm.py", "--help"), 0, r"--max-minutes", 30,
             ["course_utils/zoo/tiny-ddpm"]),
     Outcome("sd-recipe-lr-nan", TEACH, script("recipes/train_tiny_sd.py", "--stage", "vae", "--lr", "nan"), 2,

@@ -153,6 +153,11 @@ def test_metrics_recorded_and_passing(repo):
     zoo = repo / "course_utils" / "zoo"
     ddpm = json.loads((zoo / "tiny-ddpm" / "metrics.json").read_text())
     sd = json.loads((zoo / "tiny-sd" / "metrics.json").read_text())
-    assert ddpm["nn_ratio"] <= 1.45 and ddpm["diversity_ratio"] >= 0.5 and ddpm["sharpness_ratio"] >= 0.75
+    # every sampler notebook 03 swaps in gives samples that look like face emoji, differ and are not blurred
+    assert set(ddpm["samplers"]) == {"DDPM 50", "DDIM 10", "DDIM 50", "PNDM 50", "Euler 50", "UniPC 20", "DPM-Solver++ 20"}
+    for name, r in ddpm["samplers"].items():
+        assert r["nn_ratio"] <= 1.45 and r["diversity_ratio"] >= 0.5 and r["sharpness_ratio"] >= 0.75, (name, r)
+    # DDIM 50 vs 10 (target <= 1.02) is not met by the committed weights: the card and notebook 03 say so
+    assert ddpm["ddim_50_vs_10"] == round(ddpm["samplers"]["DDIM 50"]["nn_ratio"] / ddpm["samplers"]["DDIM 10"]["nn_ratio"], 4)
     assert sd["top10_at_7.5"] >= 0.5 and sd["top10_at_7.5"] > sd["top10_at_1.0"]
     assert sd["vae_psnr_heldout_db"] >= 22
