@@ -125,6 +125,12 @@ def _sd_command(stage: str, info: dict) -> str:
     return _sd_flags(stage, info) + f" --profile {info['profile']} --steps {info['steps']}"
 
 
+def _lr_tail(info: dict) -> str:
+    """The learning rate's drop for the last 20% of a run, where the run recorded one."""
+    tail = info.get("lr_tail")
+    return f", {tail:g}× that for the last 20% of the run" if tail else ""
+
+
 def _fig(m: dict, key: str, fmt: str) -> str:
     return fmt.format(m[key]) if key in m else "not measured"
 
@@ -259,7 +265,7 @@ the emoji's English name ("cat face", "red heart", "flag Japan", "waving hand me
 Stage 1 minimises MSE + L1 reconstruction with a small KL term ({designs_phrase(trained_designs(v))}). Stage 2 trains
 the text encoder and the UNet together from scratch on ε-prediction ({designs_phrase(trained_designs(u))}, GroupNorm
 with {u.get('norm_groups', 32)} groups), with the caption replaced by the empty prompt for {u['cfg_drop']:.0%} of the
-examples so that classifier-free guidance works; EMA 0.999, seed {u['seed']}, torch {u['torch']}. Each stage stops at
+examples so that classifier-free guidance works; AdamW at {u['lr']}{_lr_tail(u)}, EMA 0.999, seed {u['seed']}, torch {u['torch']}. Each stage stops at
 its profile's step count or time budget (a CPU stage after 55 minutes); `--steps` replays a run on any machine. The
 UNet stage reads the VAE from `--out`, so the two stages may come from different machines, as the table says.
 

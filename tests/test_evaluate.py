@@ -78,3 +78,18 @@ def test_diagnose_ddpm_reads_the_zoo():
     assert rows[0]["sigma"] > 100 > rows[1]["sigma"]
     assert all(0 < r["mse"] < 2 and 0 < r["dc_mse"] <= r["mse"] for r in rows)
     assert 0.9 < rows[0]["slope"] < 1.1  # at t=999 the input is nearly all noise: the prediction follows it
+
+
+def test_diagnose_ddpm_clip_report_follows_ddims_path():
+    from diagnose_ddpm import clip_report
+
+    from course_utils.checkpoints import ZOO_DIR
+
+    r = clip_report(ZOO_DIR / "tiny-ddpm", n=8, steps=20)
+    ts = [row["t"] for row in r["per_step"]]
+    assert len(ts) == 20 and ts == sorted(ts, reverse=True) and ts[-1] == 0
+    first, last = r["per_step"][0], r["per_step"][-1]
+    # x0's error is the noise's error times sqrt((1 - abar) / abar): largest at the noisiest step
+    assert first["out_of_range"] > last["out_of_range"] and first["mean_excess"] > 10 * last["mean_excess"], (first, last)
+    assert set(r["nearest"]) == {f"DDIM {k}, clip_sample={c}" for k in (10, 20) for c in (True, False)}
+    assert all(0 < v < 5 for v in r["nearest"].values())
