@@ -19,6 +19,8 @@ def test_two_at_a_time(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     progress = [line for line in r.stdout.splitlines() if line.startswith("[")]
     assert sorted(line.split("]")[0] for line in progress) == ["[1/2", "[2/2"], r.stdout  # one line per notebook
+    # nothing buries those lines: ipykernel >= 7 warns at each kernel's start about unencrypted local sockets
+    assert "WARNING" not in r.stdout + r.stderr, r.stdout + r.stderr
     timings = json.loads((out / "timings.json").read_text())
     assert timings["jobs"] == 2 and set(timings["seconds"]) == {"00_setup", "01_pipeline_in_four_lines"}
     assert all(isinstance(s, float) and s > 0 for s in timings["seconds"].values()), timings

@@ -30,6 +30,10 @@ SOLO = {"09_making_it_fast"}
 #: long one is left running alone at the end; a previous run's timings.json in --out, when there is one, takes over
 LONGEST_FIRST = ("08_train_your_own", "06_guidance_and_latents", "07_write_your_own_pipeline", "03_schedulers")
 
+#: the kernel's own start-up log, errors only: ipykernel >= 7 warns at every start that its local TCP sockets are not
+#: encrypted, which buried `make run`'s one progress line per notebook (a kernel that fails to start still says why)
+QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
+
 
 def notebooks(names: list[str] | None = None) -> list[Path]:
     found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
@@ -70,7 +74,7 @@ def execute(nb: Path, out_dir: Path, mode: str = "tiny", device: str = "cpu", ti
     t0 = time.perf_counter()
     pm.execute_notebook(book, str(out_dir / nb.name), parameters={"mode": mode, "device": device, **(parameters or {})},
                         cwd=str(nb.parent), kernel_name="python3", progress_bar=False,
-                        execution_timeout=timeout, log_output=False)
+                        execution_timeout=timeout, log_output=False, extra_arguments=QUIET_KERNEL)
     return time.perf_counter() - t0
 
 
@@ -88,7 +92,8 @@ def refresh(nb: Path, timeout: int = 600) -> float:
     os.environ["COURSE_STATIC"] = "1"  # and static grids instead of live widget explorers
     t0 = time.perf_counter()
     book = nbformat.read(nb, as_version=4)
-    NotebookClient(book, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(nb.parent)}}).execute()
+    NotebookClient(book, timeout=timeout, kernel_name="python3", extra_arguments=QUIET_KERNEL,
+                   resources={"metadata": {"path": str(nb.parent)}}).execute()
     for cell in book.cells:
         cell.metadata.pop("execution", None)
     book.metadata.pop("papermill", None)
