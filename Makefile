@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 
 .PHONY: help install run test test-fast test-notebooks test-oldest test-latest test-gpu hub-replica lab lint fonts constraints doctor cache-hub book bench \
-        train-ddpm train-sd-vae train-sd-unet evaluate-zoo manifest clean
+        train-ddpm train-sd-vae train-sd-unet train-sd-decoder evaluate-zoo manifest clean
 
 help:
 	@echo "make run     install into .venv, execute every notebook in tiny mode, print the timings"
@@ -123,6 +123,8 @@ train-sd-vae: install fonts
 	$(BIN)/python recipes/train_tiny_sd.py --stage vae
 train-sd-unet: install fonts
 	$(BIN)/python recipes/train_tiny_sd.py --stage unet
+train-sd-decoder: install fonts
+	$(BIN)/python recipes/train_tiny_sd.py --stage decoder
 evaluate-zoo: install fonts
 	$(BIN)/python recipes/evaluate_zoo.py
 manifest: install

@@ -3,6 +3,8 @@
     python recipes/train_tiny_sd.py --stage vae        # 1. the VAE (64 px -> 8x8x4 latents)
     python recipes/train_tiny_sd.py --stage unet       # 2. the text encoder and the UNet together (the committed
                                                        #    UNet: this CPU profile, 55 minutes, both designs)
+    python recipes/train_tiny_sd.py --stage decoder    # 3. optional: the VAE's decoder alone, on every design; the
+                                                       #    encoder is frozen, so the UNet's latents stay valid
     python recipes/train_tiny_sd.py --stage vae --profile gpu   # the committed VAE's recipe
     python recipes/train_tiny_sd.py --stage vae --steps 10 --subset 32 --out /tmp/smoke   # smoke test
 
@@ -45,12 +47,15 @@ from course_utils.emoji_data import load_emoji
 PROFILES = {
     # On a CPU each stage also stops after 55 minutes of training, so that the whole command stays
     # within the hour the course promises on a 2-core machine; --max-minutes overrides it.
-    "cpu": {"vae": dict(batch=32, steps=3500, max_minutes=55), "unet": dict(batch=64, steps=8000, max_minutes=55)},
-    "gpu": {"vae": dict(batch=64, steps=12000), "unet": dict(batch=256, steps=16000)},
+    "cpu": {"vae": dict(batch=32, steps=3500, max_minutes=55), "unet": dict(batch=64, steps=8000, max_minutes=55),
+            "decoder": dict(batch=32, steps=4000, max_minutes=25)},
+    "gpu": {"vae": dict(batch=64, steps=12000), "unet": dict(batch=256, steps=16000),
+            "decoder": dict(batch=64, steps=8000)},
 }
 #: the committed zoo's settings per stage, the defaults of --designs and --norm-groups: the VAE (trained on a GPU)
 #: saw Noto Color Emoji only, with 32 groups; the UNet (this CPU profile) both designs, with 8 groups
-STAGE_DEFAULTS = {"vae": dict(designs="noto", norm_groups=32), "unet": dict(designs="all", norm_groups=8)}
+STAGE_DEFAULTS = {"vae": dict(designs="noto", norm_groups=32), "unet": dict(designs="all", norm_groups=8),
+                  "decoder": dict(designs="all", norm_groups=32)}
 SAMPLE_PROMPTS = ["cat face", "red heart", "flag Japan", "grinning face", "rocket", "sun", "pizza", "green apple"]
 CFG_DROP = 0.1
 #: both stages drop the learning rate to this fraction for the last 20% of a run. Measured on the UNet of a
@@ -149,6 +154,57 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
                    designs=list(args.design_names), kl_weight=args.kl_weight, lr=args.lr or 1e-3,
                    norm_groups=args.norm_groups,
                    parameters=sum(p.numel() for p in vae.parameters()))
+
+
+def train_decoder(args, cfg, device, data, train_idx) -> None:
+    """Fine-tune the VAE's decoder (and post_quant_conv) on every design; the encoder stays as it is.
+
+    The UNet was trained on the encoder's latents, so a frozen encoder keeps the UNet valid, and so does the
+    scaling factor: the stage changes only how latents become pixels. Same loss as the VAE stage, less the KL term.
+    """
+    from diffusers import AutoencoderKL
+
+    vae_dir = args.out / "vae"
+    if not (vae_dir / "config.json").exists():
+        raise SystemExit(f"No VAE in {vae_dir}: the decoder stage fine-tunes a trained VAE; run "
+                         "`python recipes/train_tiny_sd.py --stage vae` first, or copy the zoo's tiny-sd/vae there.")
+    vae = AutoencoderKL.from_pretrained(vae_dir).to(device)
+    vae.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    x_all = data.tensor(train_idx).to(device)
+    with torch.no_grad():  # the encoder is frozen: its posterior, once
+        posts = [vae.encode(x_all[i : i + 256]).latent_dist for i in range(0, len(x_all), 256)]
+    mean, std = torch.cat([p.mean for p in posts]), torch.cat([p.std for p in posts])
+    lr = args.lr or 5e-4
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    gen = torch.Generator(device).manual_seed(args.seed)
+    budget, step = Budget(args.max_minutes), 0
+    for step in (bar := tqdm(range(cfg["steps"]), desc="tiny-sd decoder")):
+        pick = torch.randint(0, len(x_all), (cfg["batch"],), device=device, generator=gen)
+        z = mean[pick] + std[pick] * torch.randn(mean[pick].shape, device=device, generator=gen)
+        rec, x = vae.decode(z).sample, x_all[pick]
+        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, lr, 100) * tail_factor(step, cfg, budget, args)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 50 == 0:
+            psnr = -10 * torch.log10(F.mse_loss(rec.clamp(-1, 1) / 2, x / 2)).item()
+            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
+        if budget.over():
+            print(f"stopping at step {step + 1}: the {args.max_minutes}-minute budget is spent")
+            break
+    vae.eval()
+    to_fp16_storage(vae).cpu().save_pretrained(vae_dir)
+    print(f"decoder: saved {vae_dir} after {step + 1} steps (encoder and scaling_factor unchanged)")
+    write_run_info(args.run_dir / "decoder", model="tiny-sd/vae decoder", profile=args.profile, steps=step + 1,
+                   batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, seed=args.seed, designs=list(args.design_names),
+                   minutes=round(budget.elapsed / 60, 2), hardware=hardware(device), torch=torch.__version__,
+                   parameters=sum(p.numel() for p in params))
 
 
 def sample_grid(vae, text_encoder, tokenizer, unet, device, path: Path, guidance: float = 7.5) -> None:
@@ -276,18 +332,18 @@ def save_pipeline(out: Path, vae, text_encoder, tokenizer, unet) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", choices=("vae", "unet"), required=True)
+    ap.add_argument("--stage", choices=("vae", "unet", "decoder"), required=True)
     ap.add_argument("--profile", choices=PROFILES, default="cpu")
     ap.add_argument("--steps", type=int_at_least(1), help="override the profile's step count")
     ap.add_argument("--batch", type=int_at_least(1), help="override the profile's batch size")
     ap.add_argument("--lr", type=positive_float, help="override the profile's learning rate")
     ap.add_argument("--seed", type=seed_arg, default=0)
     ap.add_argument("--designs", choices=("noto", "all"),
-                    help="the emoji designs to train on (default: the committed zoo's, noto for the VAE and all for "
+                    help="the emoji designs to train on (default: the committed zoo's, noto for the VAE, all for the decoder and "
                          "the UNet)")
     ap.add_argument("--norm-groups", type=int_at_least(1),
                     help="norm_num_groups of the VAE or the UNet (default: the committed zoo's, 32 for the VAE and "
-                         "8 for the UNet)")
+                         "8 for the UNet; the decoder stage keeps the loaded VAE's)")
     ap.add_argument("--kl-weight", type=positive_float, default=1e-4, help="VAE stage: weight of the KL term")
     ap.add_argument("--cfg-drop", type=float, default=CFG_DROP,
                     help="UNet stage: share of examples trained with the empty prompt (classifier-free guidance)")
@@ -321,6 +377,8 @@ def main() -> None:
     if args.stage == "vae":
         args.out.mkdir(parents=True, exist_ok=True)
         train_vae(args, cfg, device, data, train_idx)
+    elif args.stage == "decoder":
+        train_decoder(args, cfg, device, data, train_idx)
     else:
         train_unet(args, cfg, device, data, train_idx)
 

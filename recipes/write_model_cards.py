@@ -125,6 +125,27 @@ def _sd_command(stage: str, info: dict) -> str:
     return _sd_flags(stage, info) + f" --profile {info['profile']} --steps {info['steps']}"
 
 
+def _decoder_row(t: dict) -> str:
+    """Stage 3's row of the training table, where the committed VAE had its decoder fine-tuned."""
+    d = t.get("vae_decoder")
+    if not d:
+        return ""
+    designs = "all" if trained_designs(d) != ["noto"] else "noto"
+    return (f"| 3. VAE decoder (encoder frozen) | `python recipes/train_tiny_sd.py --stage decoder --designs {designs} "
+            f"--profile {d['profile']} --steps {d['steps']}` | {d['steps']:,} × {d['batch']} | "
+            f"{_minutes(d['minutes'])} on {d['hardware']} |\n")
+
+
+def _decoder_text(t: dict) -> str:
+    d = t.get("vae_decoder")
+    if not d:
+        return ""
+    return (f"\nStage 3 fine-tunes the VAE's decoder alone ({d['parameters'] / 1e6:.2f} M parameters, with "
+            f"`post_quant_conv`) on {designs_phrase(trained_designs(d))}, with stage 1's reconstruction loss, AdamW at "
+            f"{d['lr']}{_lr_tail(d)}. The encoder stays bit for bit as stage 1 left it, so the latents the UNet was "
+            f"trained on, and the scaling factor, are unchanged: only the way latents become pixels improves.")
+
+
 def _lr_tail(info: dict) -> str:
     """The learning rate's drop for the last 20% of a run, where the run recorded one."""
     tail = info.get("lr_tail")
@@ -261,13 +282,13 @@ the emoji's English name ("cat face", "red heart", "flag Japan", "waving hand me
 |---|---|---|---|
 | 1. VAE | `{_sd_command("vae", v)}` | {v['steps']:,} × {v['batch']} | {_minutes(v['minutes'])} on {v['hardware']} |
 | 2. text encoder + UNet | `{_sd_command("unet", u)}` | {u['steps']:,} × {u['batch']} | {_minutes(u['minutes'])} on {u['hardware']} |
-
+{_decoder_row(t)}
 Stage 1 minimises MSE + L1 reconstruction with a small KL term ({designs_phrase(trained_designs(v))}). Stage 2 trains
 the text encoder and the UNet together from scratch on ε-prediction ({designs_phrase(trained_designs(u))}, GroupNorm
 with {u.get('norm_groups', 32)} groups), with the caption replaced by the empty prompt for {u['cfg_drop']:.0%} of the
 examples so that classifier-free guidance works; AdamW at {u['lr']}{_lr_tail(u)}, EMA 0.999, seed {u['seed']}, torch {u['torch']}. Each stage stops at
 its profile's step count or time budget (a CPU stage after 55 minutes); `--steps` replays a run on any machine. The
-UNet stage reads the VAE from `--out`, so the two stages may come from different machines, as the table says.
+UNet stage reads the VAE from `--out`, so the two stages may come from different machines, as the table says.{_decoder_text(t)}
 
 ## Quality (`python recipes/evaluate_zoo.py`)
 | metric | value | target |

@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
+from safetensors.torch import load_file
 
 
 def run(repo, *args):
@@ -34,14 +36,22 @@ def test_sd_recipe_smoke(repo, tmp_path):
               "--run-dir", str(tmp_path / "run")]
     assert "scaling_factor" in run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", *common)
     run(repo, "recipes/train_tiny_sd.py", "--stage", "unet", "--sample-every", "3", *common)
+    weights = tmp_path / "m" / "vae" / "diffusion_pytorch_model.safetensors"
+    before = load_file(weights)
+    assert "encoder and scaling_factor unchanged" in run(repo, "recipes/train_tiny_sd.py", "--stage", "decoder", *common)
+    after = load_file(weights)
+    # the decoder stage keeps the encoder bit for bit (the UNet's latents stay valid) and changes the decoder
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "m")
     assert pipe.text_encoder.dtype == torch.float32
     img = pipe("cat face", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
     assert img.size == (64, 64)
 
 
-def test_unet_stage_needs_the_vae_first(repo, tmp_path):
-    r = subprocess.run([sys.executable, "recipes/train_tiny_sd.py", "--stage", "unet", "--steps", "1",
+@pytest.mark.parametrize("stage", ["unet", "decoder"])
+def test_later_stages_need_the_vae_first(repo, tmp_path, stage):
+    r = subprocess.run([sys.executable, "recipes/train_tiny_sd.py", "--stage", stage, "--steps", "1",
                         "--out", str(tmp_path / "none")], cwd=repo, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "--stage vae" in r.stderr + r.stdout
 
