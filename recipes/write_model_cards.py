@@ -142,7 +142,7 @@ def _decoder_text(t: dict) -> str:
         return ""
     return (f"\nStage 3 fine-tunes the VAE's decoder alone ({d['parameters'] / 1e6:.2f} M parameters, with "
             f"`post_quant_conv`) on {designs_phrase(trained_designs(d))}, with stage 1's reconstruction loss, AdamW at "
-            f"{d['lr']}{_lr_tail(d)}. The encoder stays bit for bit as stage 1 left it, so the latents the UNet was "
+            f"{d['lr']}{_lr_tail(d)}; its CPU profile stops after 25 minutes. The encoder stays bit for bit as stage 1 left it, so the latents the UNet was "
             f"trained on, and the scaling factor, are unchanged: only the way latents become pixels improves.")
 
 

@@ -576,10 +576,9 @@ def doctor_with_damaged_zoo(c: Ctx, **kw) -> tuple[int, str]:
     return rc, buf.getvalue()
 
 
-def failing_notebook_report(c: Ctx) -> tuple[int, str]:
-    """run_notebooks prints the whole cause of a failing cell: the exception, and the frames it came through."""
+def _broken_notebook(c: Ctx) -> Path:
+    """A notebook whose last cell fails two calls deep (a missing file)."""
     import nbformat
-    import run_notebooks
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("mode = 'tiny'\ndevice = 'cpu'", metadata={"tags": ["parameters"]}),
@@ -589,9 +588,27 @@ def failing_notebook_report(c: Ctx) -> tuple[int, str]:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = c.tmp / "99_broken.ipynb"
     nbformat.write(nb, path)
+    return path
+
+
+def failing_notebook_report(c: Ctx) -> tuple[int, str]:
+    """run_notebooks prints the whole cause of a failing cell: the exception, and the frames it came through."""
+    import run_notebooks
+
     try:
-        run_notebooks.execute(path, c.tmp / "out", timeout=60)
+        run_notebooks.execute(_broken_notebook(c), c.tmp / "out", timeout=60)
     except Exception as e:  # noqa: BLE001 - what the tool catches, too
+        return 1, run_notebooks.failure_report(e)
+    return 0, "the broken notebook ran"
+
+
+def failing_refresh_report(c: Ctx) -> tuple[int, str]:
+    """The same through --refresh (nbclient, whose traceback is one string): whole lines, not a letter per line."""
+    import run_notebooks
+
+    try:
+        run_notebooks.refresh(_broken_notebook(c), timeout=60)
+    except Exception as e:  # noqa: BLE001
         return 1, run_notebooks.failure_report(e)
     return 0, "the broken notebook ran"
 
@@ -695,6 +712,8 @@ OUTCOMES = [
             r"run them one at a time", 30, ["_output/timings.json"]),
     Outcome("run-notebooks-help", TEACH, script("tools/run_notebooks.py", "--help"), 0, r"--timeout", 30, ["_output/timings.json"]),
     Outcome("run-notebooks-full-cause", TEACH, failing_notebook_report, 1,
+            r"FileNotFoundError.*prepare\(\).*load_weights.*no/such/zoo", 90),
+    Outcome("run-notebooks-refresh-full-cause", TEACH, failing_refresh_report, 1,
             r"FileNotFoundError.*prepare\(\).*load_weights.*no/such/zoo", 90),
     Outcome("build-book-help-builds-nothing", TEACH, script("tools/build_book.py", "--help"), 0, r"usage", 30,
             ["book"]),

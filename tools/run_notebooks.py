@@ -106,10 +106,13 @@ def failure_report(e: BaseException) -> str:
     import re
 
     ansi = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-    if hasattr(e, "ename") and hasattr(e, "traceback"):  # papermill.PapermillExecutionError
+    if hasattr(e, "ename") and hasattr(e, "traceback"):  # papermill's PapermillExecutionError, nbclient's CellExecutionError
         cell = getattr(e, "exec_count", None)
         head = f"cell {cell}: " if cell is not None else ""
-        tb = "\n".join(ansi.sub("", line) for line in (e.traceback or []))
+        lines = e.traceback or []
+        if isinstance(lines, str):  # nbclient (--refresh) gives one string, papermill a list of lines
+            lines = lines.splitlines()
+        tb = "\n".join(ansi.sub("", line) for line in lines)
         return f"{head}{e.ename}: {e.evalue}\n{tb}".rstrip()
     import traceback
 
