@@ -70,6 +70,28 @@ def tail_factor(step: int, cfg: dict, budget: Budget, args) -> float:
     return LR_TAIL if progress > 0.8 else 1.0
 
 
+def reconstruction_loss(rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The VAE's and the decoder stage's reconstruction loss: MSE plus half the L1."""
+    return F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x)
+
+
+def descend(opt, params, loss: torch.Tensor, lr: float) -> None:
+    """One optimiser step at this learning rate, the gradient's norm clipped to 1."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+
+
+def show_psnr(bar, step: int, loss: torch.Tensor, rec: torch.Tensor, x: torch.Tensor) -> None:
+    """Every 50 steps, the loss and the batch's PSNR on the progress bar."""
+    if step % 50 == 0:
+        psnr = -10 * torch.log10(F.mse_loss(rec.clamp(-1, 1) / 2, x / 2)).item()
+        bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
+
+
 def build_vae(norm_groups: int = 32):
     from diffusers import AutoencoderKL
 
@@ -124,16 +146,9 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
         z = post.mean + post.std * torch.randn(post.mean.shape, device=device, generator=gen)
         rec = vae.decode(z).sample
         kl = post.kl().mean() / z[0].numel()
-        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x) + args.kl_weight * kl
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.lr or 1e-3, 300) * tail_factor(step, cfg, budget, args)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        if step % 50 == 0:
-            psnr = -10 * torch.log10(F.mse_loss(rec.clamp(-1, 1) / 2, x / 2)).item()
-            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
+        loss = reconstruction_loss(rec, x) + args.kl_weight * kl
+        descend(opt, vae.parameters(), loss, lr_at(step, args.lr or 1e-3, 300) * tail_factor(step, cfg, budget, args))
+        show_psnr(bar, step, loss, rec, x)
         if budget.over():
             print(f"stopping at step {step + 1}: the {args.max_minutes}-minute budget is spent")
             break
@@ -185,16 +200,9 @@ def train_decoder(args, cfg, device, data, train_idx) -> None:
         pick = torch.randint(0, len(x_all), (cfg["batch"],), device=device, generator=gen)
         z = mean[pick] + std[pick] * torch.randn(mean[pick].shape, device=device, generator=gen)
         rec, x = vae.decode(z).sample, x_all[pick]
-        loss = F.mse_loss(rec, x) + 0.5 * F.l1_loss(rec, x)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, lr, 100) * tail_factor(step, cfg, budget, args)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if step % 50 == 0:
-            psnr = -10 * torch.log10(F.mse_loss(rec.clamp(-1, 1) / 2, x / 2)).item()
-            bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
+        loss = reconstruction_loss(rec, x)
+        descend(opt, params, loss, lr_at(step, lr, 100) * tail_factor(step, cfg, budget, args))
+        show_psnr(bar, step, loss, rec, x)
         if budget.over():
             print(f"stopping at step {step + 1}: the {args.max_minutes}-minute budget is spent")
             break
