@@ -92,6 +92,13 @@ def show_psnr(bar, step: int, loss: torch.Tensor, rec: torch.Tensor, x: torch.Te
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
 
 
+def posterior(vae, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Encode every training image once: the mean and std of its latent distribution (256 at a time)."""
+    with torch.no_grad():
+        posts = [vae.encode(x[i : i + 256]).latent_dist for i in range(0, len(x), 256)]
+    return torch.cat([p.mean for p in posts]), torch.cat([p.std for p in posts])
+
+
 def build_vae(norm_groups: int = 32):
     from diffusers import AutoencoderKL
 
@@ -189,9 +196,7 @@ def train_decoder(args, cfg, device, data, train_idx) -> None:
     for p in params:
         p.requires_grad_(True)
     x_all = data.tensor(train_idx).to(device)
-    with torch.no_grad():  # the encoder is frozen: its posterior, once
-        posts = [vae.encode(x_all[i : i + 256]).latent_dist for i in range(0, len(x_all), 256)]
-    mean, std = torch.cat([p.mean for p in posts]), torch.cat([p.std for p in posts])
+    mean, std = posterior(vae, x_all)  # the encoder is frozen: its posterior, once
     lr = args.lr or 5e-4
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     gen = torch.Generator(device).manual_seed(args.seed)
@@ -240,11 +245,7 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
     tokenizer = CLIPTokenizer.from_pretrained(ZOO / "tiny-sd" / "tokenizer")
     sf = vae.config.scaling_factor
 
-    # Encode every training image once: the latent distribution's mean and std.
-    x_all = data.tensor(train_idx).to(device)
-    with torch.no_grad():
-        posts = [vae.encode(x_all[i : i + 256]).latent_dist for i in range(0, len(x_all), 256)]
-    mean, std = torch.cat([p.mean for p in posts]), torch.cat([p.std for p in posts])
+    mean, std = posterior(vae, data.tensor(train_idx).to(device))
     captions = [data.captions[i] for i in train_idx]
     ids = tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
                     truncation=True, return_tensors="pt").input_ids.to(device)

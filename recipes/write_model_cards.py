@@ -114,10 +114,12 @@ commands rebuild them (seed {v['seed']}).
 """
 
 
-def _sd_flags(stage: str, info: dict) -> str:
-    """The recipe command of one tiny-sd stage, its designs and GroupNorm groups spelled out."""
+def _sd_flags(stage: str, info: dict, groups: bool = True) -> str:
+    """The recipe command of one tiny-sd stage, its designs and GroupNorm groups spelled out (the decoder stage keeps
+    the loaded VAE's groups: ``groups=False``)."""
     designs = "all" if trained_designs(info) != ["noto"] else "noto"
-    return f"python recipes/train_tiny_sd.py --stage {stage} --designs {designs} --norm-groups {info.get('norm_groups', 32)}"
+    cmd = f"python recipes/train_tiny_sd.py --stage {stage} --designs {designs}"
+    return cmd + f" --norm-groups {info.get('norm_groups', 32)}" if groups else cmd
 
 
 def _sd_command(stage: str, info: dict) -> str:
@@ -130,8 +132,7 @@ def _decoder_row(t: dict) -> str:
     d = t.get("vae_decoder")
     if not d:
         return ""
-    designs = "all" if trained_designs(d) != ["noto"] else "noto"
-    return (f"| 3. VAE decoder (encoder frozen) | `python recipes/train_tiny_sd.py --stage decoder --designs {designs} "
+    return (f"| 3. VAE decoder (encoder frozen) | `{_sd_flags('decoder', d, groups=False)} "
             f"--profile {d['profile']} --steps {d['steps']}` | {d['steps']:,} × {d['batch']} | "
             f"{_minutes(d['minutes'])} on {d['hardware']} |\n")
 
