@@ -92,6 +92,23 @@ def show_psnr(bar, step: int, loss: torch.Tensor, rec: torch.Tensor, x: torch.Te
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
 
 
+@torch.no_grad()
+def heldout_psnr(vae, held: torch.Tensor) -> float:
+    """PSNR (dB) of the VAE's reconstruction of the held-out emoji: evaluate_zoo's formula (latent mode, [0, 1])."""
+    was_training = vae.training
+    vae.eval()
+    rec = torch.cat([vae.decode(vae.encode(held[i : i + 64]).latent_dist.mode()).sample
+                     for i in range(0, len(held), 64)]).clamp(-1, 1)
+    vae.train(was_training)
+    return float(-10 * torch.log10(F.mse_loss((rec + 1) / 2, (held + 1) / 2)))
+
+
+def report_heldout(args, step: int, vae, held: torch.Tensor) -> None:
+    """Every --heldout-every steps, the held-out PSNR on its own line (the bar's PSNR is the training batch's)."""
+    if args.heldout_every and (step + 1) % args.heldout_every == 0:
+        tqdm.write(f"step {step + 1}: held-out PSNR {heldout_psnr(vae, held):.2f} dB")
+
+
 def posterior(vae, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode every training image once: the mean and std of its latent distribution (256 at a time)."""
     with torch.no_grad():
@@ -143,6 +160,7 @@ def build_scheduler():
 
 def train_vae(args, cfg, device, data, train_idx) -> None:
     x_all = data.tensor(train_idx).to(device)
+    held = data.tensor(data.heldout_idx).to(device)
     vae = build_vae(args.norm_groups).to(device)
     opt = torch.optim.AdamW(vae.parameters(), lr=args.lr or 1e-3, weight_decay=0.0)
     gen = torch.Generator(device).manual_seed(args.seed)
@@ -156,6 +174,7 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
         loss = reconstruction_loss(rec, x) + args.kl_weight * kl
         descend(opt, vae.parameters(), loss, lr_at(step, args.lr or 1e-3, 300) * tail_factor(step, cfg, budget, args))
         show_psnr(bar, step, loss, rec, x)
+        report_heldout(args, step, vae, held)
         if budget.over():
             print(f"stopping at step {step + 1}: the {args.max_minutes}-minute budget is spent")
             break
@@ -196,6 +215,7 @@ def train_decoder(args, cfg, device, data, train_idx) -> None:
     for p in params:
         p.requires_grad_(True)
     x_all = data.tensor(train_idx).to(device)
+    held = data.tensor(data.heldout_idx).to(device)
     mean, std = posterior(vae, x_all)  # the encoder is frozen: its posterior, once
     lr = args.lr or 5e-4
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
@@ -208,6 +228,7 @@ def train_decoder(args, cfg, device, data, train_idx) -> None:
         loss = reconstruction_loss(rec, x)
         descend(opt, params, loss, lr_at(step, lr, 100) * tail_factor(step, cfg, budget, args))
         show_psnr(bar, step, loss, rec, x)
+        report_heldout(args, step, vae, held)
         if budget.over():
             print(f"stopping at step {step + 1}: the {args.max_minutes}-minute budget is spent")
             break
@@ -360,6 +381,8 @@ def main() -> None:
     ap.add_argument("--device", type=device_arg, default="auto", help="auto (cuda, else cpu), cpu, cuda or cuda:N")
     ap.add_argument("--max-minutes", type=positive_float, help="stop early after this much wall time")
     ap.add_argument("--sample-every", type=int_at_least(1), default=2000, help="write a sample grid every N steps")
+    ap.add_argument("--heldout-every", type=int_at_least(1), default=500,
+                    help="VAE and decoder stages: print the held-out emoji's PSNR every N steps (evaluate_zoo's figure)")
     ap.add_argument("--out", type=Path, default=ZOO / "tiny-sd", help="the checkpoint folder to write (default: the zoo's)")
     ap.add_argument("--run-dir", type=Path, default=RUNS / "tiny-sd", help="logs and sample grids")
     args = ap.parse_args()

@@ -1,6 +1,7 @@
 """Each training recipe, run for a few steps on a small subset, writes a checkpoint the tutorial can load."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -34,11 +35,16 @@ def test_sd_recipe_smoke(repo, tmp_path):
 
     common = ["--steps", "6", "--batch", "4", "--subset", "32", "--out", str(tmp_path / "m"),
               "--run-dir", str(tmp_path / "run")]
-    assert "scaling_factor" in run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", *common)
+    out = run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", "--heldout-every", "3", *common)
+    assert "scaling_factor" in out
+    # --heldout-every: the held-out emoji's PSNR (evaluate_zoo's figure) on its own line, at steps 3 and 6
+    psnr = [float(m) for m in re.findall(r"step [36]: held-out PSNR ([0-9.]+) dB", out)]
+    assert len(psnr) == 2 and all(5 < p < 60 for p in psnr), out[-2000:]
     run(repo, "recipes/train_tiny_sd.py", "--stage", "unet", "--sample-every", "3", *common)
     weights = tmp_path / "m" / "vae" / "diffusion_pytorch_model.safetensors"
     before = load_file(weights)
-    assert "encoder and scaling_factor unchanged" in run(repo, "recipes/train_tiny_sd.py", "--stage", "decoder", *common)
+    out = run(repo, "recipes/train_tiny_sd.py", "--stage", "decoder", "--heldout-every", "6", *common)
+    assert "encoder and scaling_factor unchanged" in out and re.search(r"step 6: held-out PSNR [0-9.]+ dB", out), out[-2000:]
     after = load_file(weights)
     # the decoder stage keeps the encoder bit for bit (the UNet's latents stay valid) and changes the decoder
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
