@@ -92,21 +92,16 @@ def show_psnr(bar, step: int, loss: torch.Tensor, rec: torch.Tensor, x: torch.Te
         bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{psnr:.1f}")
 
 
-@torch.no_grad()
-def heldout_psnr(vae, held: torch.Tensor) -> float:
-    """PSNR (dB) of the VAE's reconstruction of the held-out emoji: evaluate_zoo's formula (latent mode, [0, 1])."""
-    was_training = vae.training
-    vae.eval()
-    rec = torch.cat([vae.decode(vae.encode(held[i : i + 64]).latent_dist.mode()).sample
-                     for i in range(0, len(held), 64)]).clamp(-1, 1)
-    vae.train(was_training)
-    return float(-10 * torch.log10(F.mse_loss((rec + 1) / 2, (held + 1) / 2)))
-
-
 def report_heldout(args, step: int, vae, held: torch.Tensor) -> None:
-    """Every --heldout-every steps, the held-out PSNR on its own line (the bar's PSNR is the training batch's)."""
+    """Every --heldout-every steps, the held-out PSNR on its own line (the bar's PSNR is the training batch's):
+    evaluate_zoo's own figure, measured in eval mode."""
     if args.heldout_every and (step + 1) % args.heldout_every == 0:
-        tqdm.write(f"step {step + 1}: held-out PSNR {heldout_psnr(vae, held):.2f} dB")
+        from evaluate_zoo import vae_psnr
+
+        was_training = vae.training
+        psnr = vae_psnr(vae.eval(), held, held.device)
+        vae.train(was_training)
+        tqdm.write(f"step {step + 1}: held-out PSNR {psnr:.2f} dB")
 
 
 def posterior(vae, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
