@@ -71,15 +71,23 @@ above rebuilds them. Evaluated the same way:
 
 | metric | CPU run | committed weights (GPU) |
 |---|---:|---:|
-| nearest-real distance / real leave-one-out | {m['nn_ratio']:.3f} | {m_gpu['nn_ratio']:.3f} |
-| mean pairwise distance / real's | {m['diversity_ratio']:.3f} | {m_gpu['diversity_ratio']:.3f} |
-| mean absolute gradient / real's | {m['sharpness_ratio']:.3f} | {m_gpu['sharpness_ratio']:.3f} |
-| all three targets hold | {'yes' if m['passes'] else 'NO'} | {'yes' if m_gpu['passes'] else 'NO'} |
+| DDPM 50: nearest-real distance / real leave-one-out | {m['nn_ratio']:.3f} | {m_gpu['nn_ratio']:.3f} |
+| DDPM 50: mean pairwise distance / real's | {m['diversity_ratio']:.3f} | {m_gpu['diversity_ratio']:.3f} |
+| DDPM 50: mean absolute gradient / real's | {m['sharpness_ratio']:.3f} | {m_gpu['sharpness_ratio']:.3f} |
+| every sampler passes those three | {_all_samplers(m)} | {_all_samplers(m_gpu)} |
+| DDIM 50 vs 10 (target ≤ {m['thresholds']['ddim_50_vs_10_max']}) | {_fig(m, 'ddim_50_vs_10', '{:.3f}')} | {_fig(m_gpu, 'ddim_50_vs_10', '{:.3f}')} |
 
 ![samples of the CPU run](samples-cpu.png)
 
 *The CPU run's samples: 16 samples, 50 DDPM steps, seed 0.*
 """
+
+
+def _all_samplers(m: dict) -> str:
+    """Whether every sampler's samples pass nearest-real, diversity and sharpness (not the DDIM 50 vs 10 target)."""
+    if "samplers" not in m:
+        return "not measured"
+    return "yes" if all(r["passes"] for r in m["samplers"].values()) else "NO"
 
 
 def sd_cpu_section(m_gpu: dict) -> str:
@@ -122,19 +130,33 @@ def _sd_flags(stage: str, info: dict, groups: bool = True) -> str:
     return cmd + f" --norm-groups {info.get('norm_groups', 32)}" if groups else cmd
 
 
-def _sd_command(stage: str, info: dict) -> str:
-    """The command that replays one tiny-sd stage: its profile and step count as well."""
-    return _sd_flags(stage, info) + f" --profile {info['profile']} --steps {info['steps']}"
+def _sd_command(stage: str, info: dict, groups: bool = True) -> str:
+    """The command that replays one tiny-sd stage: its profile, batch and step count as well (and the learning rate
+    where it was not the stage's default)."""
+    lr = info.get("lr")
+    lr = f" --lr {lr:g}" if lr and lr != _DEFAULT_LR[stage] else ""
+    return (_sd_flags(stage, info, groups) + f" --profile {info['profile']} --batch {info['batch']} "
+            f"--steps {info['steps']}{lr}")
+
+
+#: train_tiny_sd.py's learning rate per stage when --lr is not given
+_DEFAULT_LR = {"vae": 1e-3, "decoder": 5e-4, "unet": 5e-4}
+
+
+def _decoder_runs(t: dict) -> list[dict]:
+    """Stage 3's runs, in order: ``vae_decoder``, then any that continued it (``vae_decoder_more``)."""
+    return [t["vae_decoder"], *t.get("vae_decoder_more", [])] if t.get("vae_decoder") else []
 
 
 def _decoder_row(t: dict) -> str:
-    """Stage 3's row of the training table, where the committed VAE had its decoder fine-tuned."""
-    d = t.get("vae_decoder")
-    if not d:
-        return ""
-    return (f"| 3. VAE decoder (encoder frozen) | `{_sd_flags('decoder', d, groups=False)} "
-            f"--profile {d['profile']} --steps {d['steps']}` | {d['steps']:,} × {d['batch']} | "
-            f"{_minutes(d['minutes'])} on {d['hardware']} |\n")
+    """Stage 3's rows of the training table, where the committed VAE had its decoder fine-tuned."""
+    runs = _decoder_runs(t)
+    rows = ""
+    for i, d in enumerate(runs):
+        label = "3. VAE decoder" if len(runs) == 1 else f"3{'abcdef'[i]}. VAE decoder" + (", continued" if i else "")
+        rows += (f"| {label} (encoder frozen) | `{_sd_command('decoder', d, groups=False)}` | {d['steps']:,} × "
+                 f"{d['batch']} | {_minutes(d['minutes'])} on {d['hardware']} |\n")
+    return rows
 
 
 def _decoder_text(t: dict) -> str:
@@ -144,7 +166,10 @@ def _decoder_text(t: dict) -> str:
     return (f"\nStage 3 fine-tunes the VAE's decoder alone ({d['parameters'] / 1e6:.2f} M parameters, with "
             f"`post_quant_conv`) on {designs_phrase(trained_designs(d))}, with stage 1's reconstruction loss, AdamW at "
             f"{d['lr']}{_lr_tail(d)}; its CPU profile stops after 25 minutes. The encoder stays bit for bit as stage 1 left it, so the latents the UNet was "
-            f"trained on, and the scaling factor, are unchanged: only the way latents become pixels improves.")
+            f"trained on, and the scaling factor, are unchanged: only the way latents become pixels improves."
+            + ("" if len(_decoder_runs(t)) == 1 else
+               " The stage ran more than once, each run starting from the VAE the one before it saved in `--out` "
+               "(the table's order)."))
 
 
 def _lr_tail(info: dict) -> str:
@@ -173,10 +198,10 @@ def _ddpm_provenance(t: dict) -> str:
     if t.get("profile") == "cpu":
         return ("The committed weights are the default recipe's own output on a 2-core CPU: the CPU profile stops at "
                 "55 minutes, and the step count above is where it stopped; `--steps` replays it on any machine.")
-    return ("The committed weights come from `bash recipes/train_zoo_on_gpu.sh`, which stops each stage at a time\n"
-            "budget; the step count above is where it stopped, and `--steps` replays it on any machine. The CPU\n"
-            "profile (`--profile cpu`, the default) is the recipe sized for a 2-core CPU: its measured full run\n"
-            "is below, if one has been recorded.")
+    return ("The committed weights come from a GPU run that stopped on a time budget; the step count above is where\n"
+            "it stopped, and `--steps` replays it on any machine (`bash recipes/train_zoo_on_gpu.sh` replays the\n"
+            "GPU part of the zoo). The CPU profile (`--profile cpu`, the default) is the recipe sized for a\n"
+            "2-core CPU: its measured full run is below, if one has been recorded.")
 
 
 def _ddpm_quality(m: dict) -> str:

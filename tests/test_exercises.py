@@ -191,7 +191,7 @@ def test_scale_latents(sd):
     z = g(3)
     q = ex.ScaleLatents("q2", vae=vae, latents=z)
     assert_right(q, z * vae.config.scaling_factor)
-    assert_wrong(q, z * 0.18215, "used 0.18215", "vae.config.scaling_factor (= 0.60973")
+    assert_wrong(q, z * 0.18215, "used 0.18215", f"vae.config.scaling_factor (= {vae.config.scaling_factor} ")
     assert_wrong(q, z / vae.config.scaling_factor, "divided")
     assert_wrong(q, z, "unscaled")
 

@@ -35,7 +35,7 @@ def test_sd_recipe_smoke(repo, tmp_path):
 
     common = ["--steps", "6", "--batch", "4", "--subset", "32", "--out", str(tmp_path / "m"),
               "--run-dir", str(tmp_path / "run")]
-    out = run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", "--heldout-every", "3", *common)
+    out = run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", "--heldout-every", "3", "--norm-groups", "4", *common)
     assert "scaling_factor" in out
     # --heldout-every: the held-out emoji's PSNR (evaluate_zoo's figure) on its own line, at steps 3 and 6
     psnr = [float(m) for m in re.findall(r"step [36]: held-out PSNR ([0-9.]+) dB", out)]
@@ -49,6 +49,13 @@ def test_sd_recipe_smoke(repo, tmp_path):
     # the decoder stage keeps the encoder bit for bit (the UNet's latents stay valid) and changes the decoder
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    # --init continues that VAE, encoder and all: its groups (4, not the default 8), recorded in training.json
+    run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", "--init", str(tmp_path / "m" / "vae"), "--steps", "2", "--lr", "1e-2",
+        "--batch", "4", "--subset", "32", "--out", str(tmp_path / "m2"), "--run-dir", str(tmp_path / "run2"))
+    info = json.loads((tmp_path / "run2" / "vae" / "training.json").read_text())
+    assert info["init"] == str(tmp_path / "m" / "vae") and info["norm_groups"] == 4, info
+    cont = load_file(tmp_path / "m2" / "vae" / "diffusion_pytorch_model.safetensors")
+    assert any(not torch.equal(after[k], cont[k]) for k in after if k.startswith("encoder."))
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "m")
     assert pipe.text_encoder.dtype == torch.float32
     img = pipe("cat face", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
