@@ -58,6 +58,8 @@ PROFILES = {
 #: on the held-out emoji), but a UNet trained on its latents followed the prompts less (73% against 82%).
 STAGE_DEFAULTS = {"vae": dict(designs="noto", norm_groups=32), "unet": dict(designs="all", norm_groups=8),
                   "decoder": dict(designs="all", norm_groups=32)}
+#: the learning rate per stage when --lr is not given (the model cards name --lr only where a run changed it)
+DEFAULT_LR = {"vae": 1e-3, "decoder": 5e-4, "unet": 5e-4}
 SAMPLE_PROMPTS = ["cat face", "red heart", "flag Japan", "grinning face", "rocket", "sun", "pizza", "green apple"]
 CFG_DROP = 0.1
 #: both stages drop the learning rate to this fraction for the last 20% of a run. Measured on the UNet of a
@@ -168,7 +170,7 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
         args.norm_groups = vae.config.norm_num_groups
     else:
         vae = build_vae(args.norm_groups).to(device)
-    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr or 1e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr or DEFAULT_LR["vae"], weight_decay=0.0)
     gen = torch.Generator(device).manual_seed(args.seed)
     budget, step = Budget(args.max_minutes), 0
     for step in (bar := tqdm(range(cfg["steps"]), desc="tiny-sd vae")):
@@ -178,7 +180,7 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
         rec = vae.decode(z).sample
         kl = post.kl().mean() / z[0].numel()
         loss = reconstruction_loss(rec, x) + args.kl_weight * kl
-        descend(opt, vae.parameters(), loss, lr_at(step, args.lr or 1e-3, 300) * tail_factor(step, cfg, budget, args))
+        descend(opt, vae.parameters(), loss, lr_at(step, args.lr or DEFAULT_LR["vae"], 300) * tail_factor(step, cfg, budget, args))
         show_psnr(bar, step, loss, rec, x)
         report_heldout(args, step, vae, held)
         if budget.over():
@@ -198,7 +200,7 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
     write_run_info(args.run_dir / "vae", model="tiny-sd/vae", profile=args.profile, steps=step + 1,
                    batch=cfg["batch"], seed=args.seed, minutes=round(budget.elapsed / 60, 2),
                    hardware=hardware(device), torch=torch.__version__, scaling_factor=scaling,
-                   designs=list(args.design_names), kl_weight=args.kl_weight, lr=args.lr or 1e-3,
+                   designs=list(args.design_names), kl_weight=args.kl_weight, lr=args.lr or DEFAULT_LR["vae"],
                    norm_groups=args.norm_groups, init=str(args.init) if args.init else None,
                    parameters=sum(p.numel() for p in vae.parameters()))
 
@@ -223,7 +225,7 @@ def train_decoder(args, cfg, device, data, train_idx) -> None:
     x_all = data.tensor(train_idx).to(device)
     held = data.tensor(data.heldout_idx).to(device)
     mean, std = posterior(vae, x_all)  # the encoder is frozen: its posterior, once
-    lr = args.lr or 5e-4
+    lr = args.lr or DEFAULT_LR["decoder"]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     gen = torch.Generator(device).manual_seed(args.seed)
     budget, step = Budget(args.max_minutes), 0
@@ -282,7 +284,7 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
     text_encoder, unet = build_text_encoder().to(device), build_unet(args.norm_groups).to(device)
     noise_scheduler = DDPMScheduler.from_config(build_scheduler().config)  # same betas, for add_noise
     params = list(text_encoder.parameters()) + list(unet.parameters())
-    lr = args.lr or 5e-4
+    lr = args.lr or DEFAULT_LR["unet"]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     ema_te, ema_unet = (copy.deepcopy(m).requires_grad_(False) for m in (text_encoder, unet))
     gen = torch.Generator(device).manual_seed(args.seed)

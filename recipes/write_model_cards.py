@@ -14,6 +14,7 @@ import json
 import sys
 
 from common import ZOO
+from train_tiny_sd import DEFAULT_LR
 
 from course_utils.emoji_data import DESIGNS
 
@@ -134,13 +135,10 @@ def _sd_command(stage: str, info: dict, groups: bool = True) -> str:
     """The command that replays one tiny-sd stage: its profile, batch and step count as well (and the learning rate
     where it was not the stage's default)."""
     lr = info.get("lr")
-    lr = f" --lr {lr:g}" if lr and lr != _DEFAULT_LR[stage] else ""
+    lr = f" --lr {lr:g}" if lr and lr != DEFAULT_LR[stage] else ""
     return (_sd_flags(stage, info, groups) + f" --profile {info['profile']} --batch {info['batch']} "
             f"--steps {info['steps']}{lr}")
 
-
-#: train_tiny_sd.py's learning rate per stage when --lr is not given
-_DEFAULT_LR = {"vae": 1e-3, "decoder": 5e-4, "unet": 5e-4}
 
 
 def _decoder_runs(t: dict) -> list[dict]:

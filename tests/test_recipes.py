@@ -49,7 +49,7 @@ def test_sd_recipe_smoke(repo, tmp_path):
     # the decoder stage keeps the encoder bit for bit (the UNet's latents stay valid) and changes the decoder
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
-    # --init continues that VAE, encoder and all: its groups (4, not the default 8), recorded in training.json
+    # --init continues that VAE, encoder and all: its groups (4, not the default 32), recorded in training.json
     run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", "--init", str(tmp_path / "m" / "vae"), "--steps", "2", "--lr", "1e-2",
         "--batch", "4", "--subset", "32", "--out", str(tmp_path / "m2"), "--run-dir", str(tmp_path / "run2"))
     info = json.loads((tmp_path / "run2" / "vae" / "training.json").read_text())
