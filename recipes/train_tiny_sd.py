@@ -5,6 +5,7 @@
                                                        #    UNet: this CPU profile, 55 minutes, both designs)
     python recipes/train_tiny_sd.py --stage decoder    # 3. optional: the VAE's decoder alone, on every design; the
                                                        #    encoder is frozen, so the UNet's latents stay valid
+    python recipes/train_tiny_sd.py --stage unet --init OUT   # more steps for the UNet (and text encoder) in OUT
     bash recipes/train_zoo_on_gpu.sh OUT                        # on a GPU: the committed VAE's stage 1 (and tiny-ddpm)
     python recipes/train_tiny_sd.py --stage vae --steps 10 --subset 32 --out /tmp/smoke   # smoke test
 
@@ -163,9 +164,6 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
     if args.init:  # continue a trained VAE, encoder and all (a new encoder means the UNet must be trained again)
         from diffusers import AutoencoderKL
 
-        if not (args.init / "config.json").exists():
-            raise SystemExit(f"--init {args.init}: no VAE there (a folder with config.json and the weights, "
-                             "such as a --stage vae run's OUT/vae).")
         vae = AutoencoderKL.from_pretrained(args.init).float().to(device)
         args.norm_groups = vae.config.norm_num_groups
     else:
@@ -281,7 +279,15 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
     empty = tokenizer([""], padding="max_length", max_length=tokenizer.model_max_length,
                       return_tensors="pt").input_ids.to(device)
 
-    text_encoder, unet = build_text_encoder().to(device), build_unet(args.norm_groups).to(device)
+    if args.init:  # continue a trained text encoder and UNet (their EMA weights), e.g. for more steps on a GPU
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        text_encoder = CLIPTextModel.from_pretrained(args.init / "text_encoder").float().to(device)
+        unet = UNet2DConditionModel.from_pretrained(args.init / "unet").float().to(device)
+        args.norm_groups = unet.config.norm_num_groups
+    else:
+        text_encoder, unet = build_text_encoder().to(device), build_unet(args.norm_groups).to(device)
     noise_scheduler = DDPMScheduler.from_config(build_scheduler().config)  # same betas, for add_noise
     params = list(text_encoder.parameters()) + list(unet.parameters())
     lr = args.lr or DEFAULT_LR["unet"]
@@ -327,6 +333,7 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
     write_run_info(args.run_dir / "unet", model="tiny-sd/unet+text_encoder", profile=args.profile,
                    steps=step + 1, batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, seed=args.seed, cfg_drop=args.cfg_drop,
                    designs=list(args.design_names), norm_groups=args.norm_groups,
+                   init=str(args.init) if args.init else None,
                    minutes=round(budget.elapsed / 60, 2), hardware=hardware(device), torch=torch.__version__,
                    final_loss=sum(losses[-200:]) / len(losses[-200:]),
                    parameters={"unet": sum(p.numel() for p in unet.parameters()),
@@ -383,7 +390,8 @@ def main() -> None:
                     help="norm_num_groups of the VAE or the UNet (default: the committed zoo's, 32 for the VAE and "
                          "8 for the UNet; the decoder stage and --init keep the loaded VAE's)")
     ap.add_argument("--init", type=Path,
-                    help="VAE stage: continue this trained VAE (a folder such as OUT/vae) instead of a new one")
+                    help="VAE stage: continue this trained VAE (a folder such as OUT/vae) instead of a new one; "
+                         "UNet stage: continue this pipeline's text_encoder/ and unet/ (a folder such as OUT)")
     ap.add_argument("--kl-weight", type=positive_float, default=1e-4, help="VAE stage: weight of the KL term")
     ap.add_argument("--cfg-drop", type=float, default=CFG_DROP,
                     help="UNet stage: share of examples trained with the empty prompt (classifier-free guidance)")
@@ -399,8 +407,16 @@ def main() -> None:
     for flag, path in (("--out", args.out), ("--run-dir", args.run_dir)):
         if path.exists() and not path.is_dir():
             ap.error(f"{flag} {path} is a file: give a folder")
-    if args.init and args.stage != "vae":
-        ap.error("--init continues a VAE: it goes with --stage vae (the decoder stage starts from OUT/vae)")
+    if args.init and args.stage == "decoder":
+        ap.error("--init goes with --stage vae or --stage unet: the decoder stage always continues OUT/vae")
+    if args.init and args.stage == "vae" and not (args.init / "config.json").exists():
+        ap.error(f"--init {args.init}: no VAE there (a folder with config.json and the weights, such as a "
+                 "--stage vae run's OUT/vae)")
+    if args.init and args.stage == "unet":
+        missing = [sub for sub in ("text_encoder", "unet") if not (args.init / sub / "config.json").exists()]
+        if missing:
+            ap.error(f"--init {args.init}: no {' or '.join(f'{m}/' for m in missing)} there. The UNet stage continues "
+                     "a pipeline folder with text_encoder/ and unet/, such as a --stage unet run's OUT")
     if not 0 < args.cfg_drop < 1:
         ap.error(f"--cfg-drop {args.cfg_drop} must be between 0 and 1 (e.g. 0.1)")
     for key, value in STAGE_DEFAULTS[args.stage].items():

@@ -141,33 +141,41 @@ def _sd_command(stage: str, info: dict, groups: bool = True) -> str:
 
 
 
-def _decoder_runs(t: dict) -> list[dict]:
-    """Stage 3's runs, in order: ``vae_decoder``, then any that continued it (``vae_decoder_more``)."""
-    return [t["vae_decoder"], *t.get("vae_decoder_more", [])] if t.get("vae_decoder") else []
+STAGE_LABEL = {"vae": "VAE", "unet": "text encoder + UNet", "decoder": "VAE decoder (encoder frozen)"}
+INIT_LABEL = {"vae": "VAE, continued (encoder and all: `--init`)", "unet": "text encoder + UNet, continued (`--init`)"}
+INIT_ARG = {"vae": "OUT/vae", "unet": "OUT"}
 
 
-def _decoder_row(t: dict) -> str:
-    """Stage 3's rows of the training table, where the committed VAE had its decoder fine-tuned."""
-    runs = _decoder_runs(t)
-    rows = ""
-    for i, d in enumerate(runs):
-        label = "3. VAE decoder" if len(runs) == 1 else f"3{'abcdef'[i]}. VAE decoder" + (", continued" if i else "")
-        rows += (f"| {label} (encoder frozen) | `{_sd_command('decoder', d, groups=False)}` | {d['steps']:,} × "
-                 f"{d['batch']} | {_minutes(d['minutes'])} on {d['hardware']} |\n")
-    return rows
+def sd_runs(t: dict) -> list[dict]:
+    """tiny-sd's runs in the order they ran (``training.json``'s ``runs``, each with its ``stage``), checked: the
+    UNet is trained on the encoder's latents, so no VAE-stage run (which changes the encoder) may follow a UNet run."""
+    runs = t["runs"]
+    stages = [r["stage"] for r in runs]
+    if "vae" not in stages or "unet" not in stages:
+        raise SystemExit(f"tiny-sd/training.json: its runs ({stages}) need a vae run and a unet run")
+    last_vae, first_unet = max(i for i, s in enumerate(stages) if s == "vae"), stages.index("unet")
+    if last_vae > first_unet:
+        raise SystemExit(f"tiny-sd/training.json: a vae run (#{last_vae + 1}) follows the first unet run "
+                         f"(#{first_unet + 1}); the UNet would not match the encoder's latents. Train the UNet again.")
+    return runs
 
 
-def _decoder_text(t: dict) -> str:
-    d = t.get("vae_decoder")
+def _run_row(i: int, r: dict) -> str:
+    stage, init = r["stage"], r.get("init")
+    cmd = _sd_command(stage, r, groups=stage != "decoder" and not init) + (f" --init {INIT_ARG[stage]}" if init else "")
+    label = INIT_LABEL[stage] if init else STAGE_LABEL[stage]
+    return f"| {i}. {label} | `{cmd}` | {r['steps']:,} × {r['batch']} | {_minutes(r['minutes'])} on {r['hardware']} |"
+
+
+def _decoder_text(runs: list[dict]) -> str:
+    d = next((r for r in runs if r["stage"] == "decoder"), None)
     if not d:
         return ""
-    return (f"\nStage 3 fine-tunes the VAE's decoder alone ({d['parameters'] / 1e6:.2f} M parameters, with "
-            f"`post_quant_conv`) on {designs_phrase(trained_designs(d))}, with stage 1's reconstruction loss, AdamW at "
-            f"{d['lr']}{_lr_tail(d)}; its CPU profile stops after 25 minutes. The encoder stays bit for bit as stage 1 left it, so the latents the UNet was "
-            f"trained on, and the scaling factor, are unchanged: only the way latents become pixels improves."
-            + ("" if len(_decoder_runs(t)) == 1 else
-               " The stage ran more than once, each run starting from the VAE the one before it saved in `--out` "
-               "(the table's order)."))
+    return (f"\nThe decoder stage fine-tunes the VAE's decoder alone ({d['parameters'] / 1e6:.2f} M parameters, with "
+            f"`post_quant_conv`) on {designs_phrase(trained_designs(d))}, with the VAE stage's reconstruction loss, AdamW "
+            f"at {DEFAULT_LR['decoder']} unless the table says otherwise{_lr_tail(d)}; its CPU profile stops after 25 "
+            f"minutes. The encoder stays bit for bit as the VAE stage left it, so the latents the UNet was trained on, "
+            f"and the scaling factor, are unchanged: only the way latents become pixels improves.")
 
 
 def _lr_tail(info: dict) -> str:
@@ -266,7 +274,10 @@ in {designs_phrase(trained_designs(t))} at 32 px by `course_utils.emoji_data`, w
 
 def sd_card() -> str:
     t = json.loads((ZOO / "tiny-sd" / "training.json").read_text())
-    v, u = t["vae"], t["unet_text_encoder"]
+    runs = sd_runs(t)
+    vaes = [r for r in runs if r["stage"] == "vae"]
+    v0, v, u = vaes[0], vaes[-1], next(r for r in runs if r["stage"] == "unet")  # the final VAE: the last VAE run's
+    rows = "\n".join(_run_row(i, r) for i, r in enumerate(runs, 1))
     m = json.loads((ZOO / "tiny-sd" / "metrics.json").read_text())
     th = m["thresholds"]
     return f"""---
@@ -302,17 +313,20 @@ held-out tenth of the captions fixed by a seed (`course_utils/data/heldout_capti
 the emoji's English name ("cat face", "red heart", "flag Japan", "waving hand medium skin tone").
 
 ## Training
-| stage | recipe | steps × batch | time |
+The runs in the order they ran, each reading and writing the folder `--out` (OUT):
+
+| run | recipe | steps × batch | time |
 |---|---|---|---|
-| 1. VAE | `{_sd_command("vae", v)}` | {v['steps']:,} × {v['batch']} | {_minutes(v['minutes'])} on {v['hardware']} |
-| 2. text encoder + UNet | `{_sd_command("unet", u)}` | {u['steps']:,} × {u['batch']} | {_minutes(u['minutes'])} on {u['hardware']} |
-{_decoder_row(t)}
-Stage 1 minimises MSE + L1 reconstruction with a small KL term ({designs_phrase(trained_designs(v))}). Stage 2 trains
-the text encoder and the UNet together from scratch on ε-prediction ({designs_phrase(trained_designs(u))}, GroupNorm
-with {u.get('norm_groups', 32)} groups), with the caption replaced by the empty prompt for {u['cfg_drop']:.0%} of the
-examples so that classifier-free guidance works; AdamW at {u['lr']}{_lr_tail(u)}, EMA 0.999, seed {u['seed']}, torch {u['torch']}. Each stage stops at
-its profile's step count or time budget (a CPU stage after 55 minutes); `--steps` replays a run on any machine. The
-UNet stage reads the VAE from `--out`, so the two stages may come from different machines, as the table says.{_decoder_text(t)}
+{rows}
+
+The VAE stage minimises MSE + L1 reconstruction with a small KL term ({designs_phrase(trained_designs(v0))}, GroupNorm with
+{v0.get('norm_groups', 32)} groups). The UNet stage trains the text encoder and the UNet together from scratch on ε-prediction
+({designs_phrase(trained_designs(u))}, GroupNorm with {u.get('norm_groups', 32)} groups), with the caption replaced by the
+empty prompt for {u['cfg_drop']:.0%} of the examples so that classifier-free guidance works; AdamW at {u['lr']}{_lr_tail(u)},
+EMA 0.999, seed {u['seed']}, torch {u['torch']}. Each run stops at its profile's step count or time budget (a CPU run
+after 55 minutes); `--steps` replays it on any machine. The UNet stage reads the VAE from OUT, so runs may come from
+different machines, as the table says. `--init` continues the weights an earlier run left in OUT, with a fresh
+optimiser and warm-up (a VAE run with `--init` trains the encoder too, so every VAE run comes before the UNet's).{_decoder_text(runs)}
 
 ## Quality (`python recipes/evaluate_zoo.py`)
 | metric | value | target |

@@ -56,6 +56,17 @@ def test_sd_recipe_smoke(repo, tmp_path):
     assert info["init"] == str(tmp_path / "m" / "vae") and info["norm_groups"] == 4, info
     cont = load_file(tmp_path / "m2" / "vae" / "diffusion_pytorch_model.safetensors")
     assert any(not torch.equal(after[k], cont[k]) for k in after if k.startswith("encoder."))
+    # --init continues m's text encoder and UNet on m's VAE, with the loaded UNet's groups (8, the default) whatever
+    # --norm-groups says; recorded in training.json
+    unet_file = tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors"
+    unet_before = load_file(unet_file)
+    run(repo, "recipes/train_tiny_sd.py", "--stage", "unet", "--init", str(tmp_path / "m"), "--norm-groups", "4",
+        *common[:-2], "--run-dir", str(tmp_path / "run3"))
+    info = json.loads((tmp_path / "run3" / "unet" / "training.json").read_text())
+    assert info["init"] == str(tmp_path / "m") and info["norm_groups"] == 8, info
+    unet_after = load_file(unet_file)
+    assert unet_after.keys() == unet_before.keys()
+    assert any(not torch.equal(unet_before[k], unet_after[k]) for k in unet_before)
     pipe = StableDiffusionPipeline.from_pretrained(tmp_path / "m")
     assert pipe.text_encoder.dtype == torch.float32
     img = pipe("cat face", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
