@@ -2,11 +2,11 @@
 
     python recipes/train_tiny_sd.py --stage vae        # 1. the VAE (64 px -> 8x8x4 latents)
     python recipes/train_tiny_sd.py --stage unet       # 2. the text encoder and the UNet together (the committed
-                                                       #    UNet: this CPU profile, 55 minutes, both designs)
+                                                       #    UNet: this CPU profile, 55 minutes, then 60 more: --init)
     python recipes/train_tiny_sd.py --stage decoder    # 3. optional: the VAE's decoder alone, on every design; the
                                                        #    encoder is frozen, so the UNet's latents stay valid
     python recipes/train_tiny_sd.py --stage unet --init OUT   # more steps for the UNet (and text encoder) in OUT
-    bash recipes/train_zoo_on_gpu.sh OUT                        # on a GPU: the committed VAE's stage 1 (and tiny-ddpm)
+    bash recipes/train_zoo_on_gpu.sh OUT                        # the committed zoo's runs, replayed (the model cards)
     python recipes/train_tiny_sd.py --stage vae --steps 10 --subset 32 --out /tmp/smoke   # smoke test
 
 The output folder has the real repository's layout: model_index.json and the subfolders
@@ -54,11 +54,10 @@ PROFILES = {
             "decoder": dict(batch=64, steps=8000)},
 }
 #: the committed zoo's settings per stage, the defaults of --designs and --norm-groups: the VAE (trained on a GPU)
-#: saw Noto Color Emoji only, with 32 groups; the UNet (this CPU profile) both designs, with 8 groups. A VAE with
-#: --designs all --norm-groups 8 reconstructs better (recipes/sweeps/2026-11-27-s11-h200-vae-and-ddpm.txt: 24.9 dB
-#: on the held-out emoji), but a UNet trained on its latents followed the prompts less (73% against 82%).
-STAGE_DEFAULTS = {"vae": dict(designs="noto", norm_groups=32), "unet": dict(designs="all", norm_groups=8),
-                  "decoder": dict(designs="all", norm_groups=32)}
+#: and the UNet (the CPU profile) both saw both designs, with 8 groups. The VAE before it (32 groups, Noto only)
+#: reconstructed the held-out emoji less well (23.42 dB against 24.96; recipes/sweeps/2026-11-28-s12-cpu-unet-continued.txt).
+STAGE_DEFAULTS = {"vae": dict(designs="all", norm_groups=8), "unet": dict(designs="all", norm_groups=8),
+                  "decoder": dict(designs="all", norm_groups=8)}
 #: the learning rate per stage when --lr is not given (the model cards name --lr only where a run changed it)
 DEFAULT_LR = {"vae": 1e-3, "decoder": 5e-4, "unet": 5e-4}
 SAMPLE_PROMPTS = ["cat face", "red heart", "flag Japan", "grinning face", "rocket", "sun", "pizza", "green apple"]
@@ -119,8 +118,8 @@ def posterior(vae, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def build_vae(norm_groups: int = 32):
     from diffusers import AutoencoderKL
 
-    # norm_groups: as in train_tiny_ddpm.build_unet, 32 groups over 32 channels remove each channel's mean
-    # (the committed weights); SD's own VAE has 128 channels in 32 groups, 4 per group (--norm-groups 8).
+    # norm_groups: as in train_tiny_ddpm.build_unet, 32 groups over 32 channels remove each channel's mean (the
+    # VAE before 2026-11-28); SD's own VAE has 128 channels in 32 groups, 4 per group: --norm-groups 8, the committed.
     return AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4, sample_size=64, layers_per_block=1, norm_num_groups=norm_groups,
         block_out_channels=(32, 64, 64, 64),  # 4 blocks: 2 ** 3 == 8, as in SD
@@ -368,9 +367,11 @@ def save_pipeline(out: Path, vae, text_encoder, tokenizer, unet) -> None:
     # Keep the hand-built tokenizer files as they are (vocab.json + merges.txt, as in SD's repository).
     shutil.rmtree(tmp / "tokenizer")
     shutil.copytree(ZOO / "tiny-sd" / "tokenizer", tmp / "tokenizer")
-    for keep in ("README.md",):
-        if (out / keep).exists():
-            shutil.copy(out / keep, tmp / keep)
+    # Keep whatever else OUT holds (the card, cpu_run.json, a --run-dir inside it): only the pipeline is replaced.
+    if out.is_dir():
+        for entry in out.iterdir():
+            if not (tmp / entry.name).exists():
+                shutil.move(str(entry), str(tmp / entry.name))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
 
@@ -384,11 +385,10 @@ def main() -> None:
     ap.add_argument("--lr", type=positive_float, help="override the profile's learning rate")
     ap.add_argument("--seed", type=seed_arg, default=0)
     ap.add_argument("--designs", choices=("noto", "all"),
-                    help="the emoji designs to train on (default: the committed zoo's, noto for the VAE, all for the decoder and "
-                         "the UNet)")
+                    help="the emoji designs to train on (default: the committed zoo's, all for every stage)")
     ap.add_argument("--norm-groups", type=int_at_least(1),
-                    help="norm_num_groups of the VAE or the UNet (default: the committed zoo's, 32 for the VAE and "
-                         "8 for the UNet; the decoder stage and --init keep the loaded VAE's)")
+                    help="norm_num_groups of the VAE or the UNet (default: the committed zoo's, 8 for both; the "
+                         "decoder stage and --init keep the loaded model's)")
     ap.add_argument("--init", type=Path,
                     help="VAE stage: continue this trained VAE (a folder such as OUT/vae) instead of a new one; "
                          "UNet stage: continue this pipeline's text_encoder/ and unet/ (a folder such as OUT)")

@@ -14,7 +14,7 @@ import json
 import sys
 
 from common import ZOO
-from train_tiny_sd import DEFAULT_LR
+from train_tiny_sd import CFG_DROP, DEFAULT_LR
 
 from course_utils.emoji_data import DESIGNS
 
@@ -114,7 +114,7 @@ commands rebuild them (seed {v['seed']}).
 | seeds (ratio, as above) | {_fig(m, 'seed_ratio', '{:.2f}')} | {_fig(m_gpu, 'seed_ratio', '{:.2f}')} |
 | prompt adherence at guidance 7.5 (top 10 of all emoji) | {m['top10_at_7.5']:.0%} | {m_gpu['top10_at_7.5']:.0%} |
 | the same at guidance 1.0 | {m['top10_at_1.0']:.0%} | {m_gpu['top10_at_1.0']:.0%} |
-| VAE PSNR on the held-out emoji | {m['vae_psnr_heldout_db']:.1f} dB | {m_gpu['vae_psnr_heldout_db']:.1f} dB |
+| VAE PSNR on the held-out emoji | {m['vae_psnr_heldout_db']:.2f} dB | {m_gpu['vae_psnr_heldout_db']:.2f} dB |
 | all targets of its day hold | {'yes' if m['passes'] else 'NO'} | {'yes' if m_gpu['passes'] else 'NO'} |
 
 ![samples of the CPU run](samples-cpu.png)
@@ -136,8 +136,10 @@ def _sd_command(stage: str, info: dict, groups: bool = True) -> str:
     where it was not the stage's default)."""
     lr = info.get("lr")
     lr = f" --lr {lr:g}" if lr and lr != DEFAULT_LR[stage] else ""
+    drop = info.get("cfg_drop")
+    drop = f" --cfg-drop {drop:g}" if stage == "unet" and drop is not None and drop != CFG_DROP else ""
     return (_sd_flags(stage, info, groups) + f" --profile {info['profile']} --batch {info['batch']} "
-            f"--steps {info['steps']}{lr}")
+            f"--steps {info['steps']}{lr}{drop}")
 
 
 
@@ -322,7 +324,8 @@ The runs in the order they ran, each reading and writing the folder `--out` (OUT
 The VAE stage minimises MSE + L1 reconstruction with a small KL term ({designs_phrase(trained_designs(v0))}, GroupNorm with
 {v0.get('norm_groups', 32)} groups). The UNet stage trains the text encoder and the UNet together from scratch on ε-prediction
 ({designs_phrase(trained_designs(u))}, GroupNorm with {u.get('norm_groups', 32)} groups), with the caption replaced by the
-empty prompt for {u['cfg_drop']:.0%} of the examples so that classifier-free guidance works; AdamW at {u['lr']}{_lr_tail(u)},
+empty prompt for {u['cfg_drop']:.0%} of the examples (`--cfg-drop`; a run in the table may say otherwise) so that
+classifier-free guidance works; AdamW at {u['lr']}{_lr_tail(u)},
 EMA 0.999, seed {u['seed']}, torch {u['torch']}. Each run stops at its profile's step count or time budget (a CPU run
 after 55 minutes); `--steps` replays it on any machine. The UNet stage reads the VAE from OUT, so runs may come from
 different machines, as the table says. `--init` continues the weights an earlier run left in OUT, with a fresh
@@ -334,7 +337,7 @@ optimiser and warm-up (a VAE run with `--init` trains the encoder too, so every 
 | seeds: mean distance between the 4 seeds' images of one prompt (20 training captions, guidance 7.5, 64 px), over the mean distance between two different real emoji | {_fig(m, 'seed_ratio', '{:.2f}')} | ≥ {th['seed_ratio_min']} {_mark(m, 'seed_ratio', th['seed_ratio_min'])} |
 | prompt adherence: caption's own emoji (any design) among the 10 nearest of all emoji (16×16 pixels), 100 training captions, guidance 7.5 | {m['top10_at_7.5']:.0%} | ≥ {th['top10_min']:.0%} {_mark(m, 'top10_at_7.5', th['top10_min'])} |
 | the same at guidance 1.0 | {m['top10_at_1.0']:.0%} | at least {th['guidance_gap_min']:.0%} points below: {_fig(m, 'guidance_gap', '{:.0%}')} {_mark(m, 'guidance_gap', th['guidance_gap_min'] - 1e-9)} |
-| VAE reconstruction PSNR on the {m['heldout_images']} held-out emoji (every design) | {m['vae_psnr_heldout_db']:.1f} dB | ≥ {th['psnr_min']} dB {_mark(m, 'vae_psnr_heldout_db', th['psnr_min'])} |
+| VAE reconstruction PSNR on the {m['heldout_images']} held-out emoji (every design) | {m['vae_psnr_heldout_db']:.2f} dB | ≥ {th['psnr_min']} dB {_mark(m, 'vae_psnr_heldout_db', th['psnr_min'])} |
 
 All hold: {'yes' if m['passes'] else 'NO'}. (UniPC, 25 steps; measured on {m['machine']}, torch {m['torch']}, in {m['seconds']} s.)
 {sd_cpu_section(m)}

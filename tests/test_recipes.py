@@ -49,7 +49,7 @@ def test_sd_recipe_smoke(repo, tmp_path):
     # the decoder stage keeps the encoder bit for bit (the UNet's latents stay valid) and changes the decoder
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
-    # --init continues that VAE, encoder and all: its groups (4, not the default 32), recorded in training.json
+    # --init continues that VAE, encoder and all: its groups (4, not the default 8), recorded in training.json
     run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", "--init", str(tmp_path / "m" / "vae"), "--steps", "2", "--lr", "1e-2",
         "--batch", "4", "--subset", "32", "--out", str(tmp_path / "m2"), "--run-dir", str(tmp_path / "run2"))
     info = json.loads((tmp_path / "run2" / "vae" / "training.json").read_text())
@@ -60,8 +60,12 @@ def test_sd_recipe_smoke(repo, tmp_path):
     # --norm-groups says; recorded in training.json
     unet_file = tmp_path / "m" / "unet" / "diffusion_pytorch_model.safetensors"
     unet_before = load_file(unet_file)
+    (tmp_path / "m" / "runs" / "unet").mkdir(parents=True)
+    (tmp_path / "m" / "runs" / "unet" / "training.json").write_text("{}")  # an earlier run's record inside --out
     run(repo, "recipes/train_tiny_sd.py", "--stage", "unet", "--init", str(tmp_path / "m"), "--norm-groups", "4",
         *common[:-2], "--run-dir", str(tmp_path / "run3"))
+    # the save replaces the pipeline's parts only: what else --out held is still there
+    assert (tmp_path / "m" / "runs" / "unet" / "training.json").read_text() == "{}"
     info = json.loads((tmp_path / "run3" / "unet" / "training.json").read_text())
     assert info["init"] == str(tmp_path / "m") and info["norm_groups"] == 8, info
     unet_after = load_file(unet_file)
