@@ -138,8 +138,9 @@ def _sd_command(stage: str, info: dict, groups: bool = True) -> str:
     lr = f" --lr {lr:g}" if lr and lr != DEFAULT_LR[stage] else ""
     drop = info.get("cfg_drop")
     drop = f" --cfg-drop {drop:g}" if stage == "unet" and drop is not None and drop != CFG_DROP else ""
+    flip = " --no-flip" if stage == "decoder" and not info.get("flip") else ""  # runs before --flip was the default
     return (_sd_flags(stage, info, groups) + f" --profile {info['profile']} --batch {info['batch']} "
-            f"--steps {info['steps']}{lr}{drop}")
+            f"--steps {info['steps']}{lr}{drop}{flip}")
 
 
 
@@ -177,7 +178,19 @@ def _decoder_text(runs: list[dict]) -> str:
             f"`post_quant_conv`) on {designs_phrase(trained_designs(d))}, with the VAE stage's reconstruction loss, AdamW "
             f"at {DEFAULT_LR['decoder']} unless the table says otherwise{_lr_tail(d)}; its CPU profile stops after 25 "
             f"minutes. The encoder stays bit for bit as the VAE stage left it, so the latents the UNet was trained on, "
-            f"and the scaling factor, are unchanged: only the way latents become pixels improves.")
+            f"and the scaling factor, are unchanged: only the way latents become pixels improves.{_flip_text(runs)}")
+
+
+def _flip_text(runs: list[dict]) -> str:
+    """What the decoder runs with ``--flip`` (the default) did: mirror half of each batch."""
+    flipped = [r for r in runs if r["stage"] == "decoder" and r.get("flip")]
+    if not flipped:
+        return ""
+    return (f" With `--flip` (the default; the runs without it say `--no-flip`) half of each batch is the emoji "
+            f"mirrored left to right, except the {flipped[-1]['not_mirrored']} training emoji whose mirror twin is "
+            f"held out (\"woman walking\" and \"woman walking facing right\", \"left-facing fist\" and "
+            f"\"right-facing fist\"): the decoder then sees twice as many different pictures, and the held-out "
+            f"figure measures pictures it has never seen.")
 
 
 def _lr_tail(info: dict) -> str:

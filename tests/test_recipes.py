@@ -41,10 +41,15 @@ def test_sd_recipe_smoke(repo, tmp_path):
     psnr = [float(m) for m in re.findall(r"step [36]: held-out PSNR ([0-9.]+) dB", out)]
     assert len(psnr) == 2 and all(5 < p < 60 for p in psnr), out[-2000:]
     run(repo, "recipes/train_tiny_sd.py", "--stage", "unet", "--sample-every", "3", *common)
+    grid = (tmp_path / "m" / "samples.png").read_bytes()
     weights = tmp_path / "m" / "vae" / "diffusion_pytorch_model.safetensors"
     before = load_file(weights)
     out = run(repo, "recipes/train_tiny_sd.py", "--stage", "decoder", "--heldout-every", "6", *common)
     assert "encoder and scaling_factor unchanged" in out and re.search(r"step 6: held-out PSNR [0-9.]+ dB", out), out[-2000:]
+    assert re.search(r"decoder: mirroring \d+ of 32 emoji", out), out[-2000:]
+    assert json.loads((tmp_path / "run" / "decoder" / "training.json").read_text())["flip"] is True
+    # the pipeline's samples are redrawn with the new decoder
+    assert "redrew" in out and (tmp_path / "m" / "samples.png").read_bytes() != grid
     after = load_file(weights)
     # the decoder stage keeps the encoder bit for bit (the UNet's latents stay valid) and changes the decoder
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
@@ -97,3 +102,20 @@ def test_recording_a_cpu_run_refuses_a_gpu_run(repo, tmp_path):
     r = subprocess.run([sys.executable, "recipes/record_cpu_run.py", "tiny-ddpm", "--out", str(tmp_path),
                         "--run-dir", str(tmp_path / "runs")], cwd=repo, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "is not a CPU-profile run on a CPU" in r.stderr
+
+
+def test_decoder_mirrors_no_training_emoji_whose_mirror_twin_is_held_out():
+    """--flip must not turn a training emoji into a held-out one ("woman walking" mirrored is "woman walking facing
+    right"): the held-out PSNR would then measure pictures the decoder was trained on."""
+    import train_tiny_sd as t
+    from course_utils.emoji_data import load_emoji
+
+    data = load_emoji(64, designs="all", progress=False)
+    may = t.flippable(data, data.train_idx)
+    held_keys = {t.mirror_key(data.captions[i]) for i in data.heldout_idx}
+    kept = [data.captions[i] for i, ok in zip(data.train_idx, may.tolist()) if not ok]
+    assert "woman walking facing right dark skin tone" in {data.captions[i] for i in data.heldout_idx}
+    assert "woman walking dark skin tone" in kept  # its mirror twin is held out: never mirrored
+    assert all(t.mirror_key(c) in held_keys for c in kept)
+    assert not any(t.mirror_key(data.captions[i]) in held_keys for i, ok in zip(data.train_idx, may.tolist()) if ok)
+    assert 0 < len(kept) < 0.02 * len(data.train_idx), len(kept)
