@@ -108,14 +108,15 @@ def test_decoder_mirrors_no_training_emoji_whose_mirror_twin_is_held_out():
     """--flip must not turn a training emoji into a held-out one ("woman walking" mirrored is "woman walking facing
     right"): the held-out PSNR would then measure pictures the decoder was trained on."""
     import train_tiny_sd as t
+
     from course_utils.emoji_data import load_emoji
 
     data = load_emoji(64, designs="all", progress=False)
     may = t.flippable(data, data.train_idx)
     held_keys = {t.mirror_key(data.captions[i]) for i in data.heldout_idx}
-    kept = [data.captions[i] for i, ok in zip(data.train_idx, may.tolist()) if not ok]
+    kept = [data.captions[i] for i, ok in zip(data.train_idx, may.tolist(), strict=True) if not ok]
     assert "woman walking facing right dark skin tone" in {data.captions[i] for i in data.heldout_idx}
     assert "woman walking dark skin tone" in kept  # its mirror twin is held out: never mirrored
     assert all(t.mirror_key(c) in held_keys for c in kept)
-    assert not any(t.mirror_key(data.captions[i]) in held_keys for i, ok in zip(data.train_idx, may.tolist()) if ok)
+    assert not any(t.mirror_key(data.captions[i]) in held_keys for i, ok in zip(data.train_idx, may.tolist(), strict=True) if ok)
     assert 0 < len(kept) < 0.02 * len(data.train_idx), len(kept)
