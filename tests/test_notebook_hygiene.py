@@ -94,3 +94,15 @@ class TestHygiene:
         if nb.stem.startswith("00"):
             return
         assert re.search(r'resolve_checkpoint\("(google/ddpm-cat-256|CompVis/stable-diffusion-v1-4)"', src)
+
+
+def test_a_figure_quoted_from_this_copy_is_this_copys():
+    """09's text quotes the batching ratio of the run that executed the committed copy: a re-execution that changes the
+    figure must change the sentence too (python tools/run_notebooks.py --refresh, then edit the markdown)."""
+    book = load(next(nb for nb in NBS if nb.stem.startswith("09")))
+    md = "\n".join(c.source for c in book.cells if c.cell_type == "markdown")
+    out = "".join(o.get("text", "") for c in code_cells(book) for o in c.outputs if o.output_type == "stream")
+    quoted = re.search(r"executed this copy[^)]*\) two passes of 10 steps took ([0-9.]+)× as long", md)
+    measured = re.search(r"two passes / one batched pass = ([0-9.]+)", out)
+    assert quoted and measured, "09's batching sentence or its output is gone: update this test with them"
+    assert quoted.group(1) == measured.group(1), (quoted.group(1), measured.group(1))
