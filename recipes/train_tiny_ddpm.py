@@ -3,6 +3,7 @@
     python recipes/train_tiny_ddpm.py                  # the CPU recipe: the committed weights (55 min on 2 cores)
     python recipes/train_tiny_ddpm.py --steps 2528     # replay the committed run's step count on any machine
     python recipes/train_tiny_ddpm.py --profile gpu    # a longer run on a GPU
+    python recipes/train_tiny_ddpm.py --init OUT --out NEW   # more steps for a trained tiny-ddpm (its EMA weights)
     python recipes/train_tiny_ddpm.py --steps 20 --subset 16 --out /tmp/smoke   # a smoke test
 
 An unconditional UNet2DModel (32x32 RGB) with the same DDPMScheduler settings as
@@ -112,6 +113,9 @@ def main() -> None:
                          "The ODE samplers turn a noise error at t into an image error about sigma_t times as "
                          "large, so they need the noisiest levels learnt more precisely than plain MSE asks")
     ap.add_argument("--norm-groups", type=int_at_least(1), default=8, help="the UNet's norm_num_groups (see build_unet)")
+    ap.add_argument("--init", type=Path,
+                    help="continue this trained tiny-ddpm (a folder in the root layout, such as a run's --out) "
+                         "instead of a new UNet; its norm_num_groups win over --norm-groups")
     ap.add_argument("--ema", type=positive_float, default=0.999, help="EMA decay of the saved weights")
     ap.add_argument("--snapshot-minutes", type=positive_float,
                     help="also save the EMA weights every N minutes into RUN_DIR/snapshot-<step> (for sweeps)")
@@ -134,6 +138,9 @@ def main() -> None:
         ap.error(f"--high-t-weight {args.high_t_weight} must be at least 1 (1 turns the weighting off)")
     if args.high_t_from >= 1000 or not 0 < args.ema < 1:
         ap.error("--high-t-from must be below 1000 and --ema between 0 and 1")
+    if args.init and not (args.init / "config.json").exists():
+        ap.error(f"--init {args.init}: no UNet there (a folder with config.json and the weights in the root layout "
+                 "of google/ddpm-cat-256, such as a train_tiny_ddpm.py run's --out)")
     cfg = dict(PROFILES[args.profile])
     cfg.update({k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v})
     if args.max_minutes is None and args.steps is None:  # an explicit --steps replays a run: no time cap
@@ -149,7 +156,14 @@ def main() -> None:
     x_all = data.tensor(idx).to(device)
     print(f"tiny-ddpm: {len(idx)} face emoji ({' + '.join(designs)}), {cfg['steps']} steps of batch {cfg['batch']} on {hardware(device)}")
 
-    unet, scheduler = build_unet(args.norm_groups).to(device), build_scheduler()
+    if args.init:  # continue a trained model: the EMA weights it saved, with a fresh optimiser and warm-up
+        from diffusers import UNet2DModel
+
+        unet = UNet2DModel.from_pretrained(args.init, dtype=torch.float32).to(device)
+        args.norm_groups = unet.config.norm_num_groups
+    else:
+        unet = build_unet(args.norm_groups).to(device)
+    scheduler = build_scheduler()
     ema = copy.deepcopy(unet).requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=0.0)
     args.run_dir.mkdir(parents=True, exist_ok=True)
@@ -206,7 +220,8 @@ def main() -> None:
     sample_grid(ema, scheduler, device, args.out / "samples.png")
     write_run_info(args.run_dir, model="tiny-ddpm", profile=args.profile, steps=steps_done,
                    batch=cfg["batch"], lr=args.lr, seed=args.seed, images=len(idx), designs=list(designs),
-                   high_t_share=args.high_t_share, high_t_from=args.high_t_from, high_t_weight=args.high_t_weight, ema=args.ema, norm_groups=args.norm_groups, minutes=round(minutes, 2),
+                   high_t_share=args.high_t_share, high_t_from=args.high_t_from, high_t_weight=args.high_t_weight, ema=args.ema, norm_groups=args.norm_groups,
+                   init=str(args.init) if args.init else None, minutes=round(minutes, 2),
                    hardware=hardware(device), torch=torch.__version__, final_loss=sum(losses[-200:]) / len(losses[-200:]),
                    parameters=sum(p.numel() for p in ema.parameters()))
     print(f"saved {args.out} after {steps_done} steps in {minutes:.1f} min")

@@ -22,12 +22,23 @@ def test_ddpm_recipe_smoke(repo, tmp_path):
     from diffusers import DDPMPipeline
 
     out = run(repo, "recipes/train_tiny_ddpm.py", "--steps", "8", "--batch", "8", "--subset", "16",
-              "--sample-every", "4", "--out", str(tmp_path / "m"), "--run-dir", str(tmp_path / "run"))
+              "--sample-every", "4", "--norm-groups", "4", "--out", str(tmp_path / "m"),
+              "--run-dir", str(tmp_path / "run"))
     assert "after 8 steps" in out
     assert (tmp_path / "run" / "samples-000008.png").exists() and (tmp_path / "m" / "samples.png").exists()
     pipe = DDPMPipeline.from_pretrained(tmp_path / "m")
     img = pipe(num_inference_steps=2, generator=torch.Generator().manual_seed(0)).images[0]
     assert img.size == (32, 32)
+    # --init continues m (its groups, 4, win over the default 8), recorded in training.json; m itself is untouched
+    before = (tmp_path / "m" / "diffusion_pytorch_model.safetensors").read_bytes()
+    run(repo, "recipes/train_tiny_ddpm.py", "--init", str(tmp_path / "m"), "--steps", "2", "--batch", "8", "--subset", "16",
+        "--lr", "1e-2", "--sample-every", "100", "--out", str(tmp_path / "m2"), "--run-dir", str(tmp_path / "run2"))
+    info = json.loads((tmp_path / "run2" / "training.json").read_text())
+    assert info["init"] == str(tmp_path / "m") and info["norm_groups"] == 4 and info["steps"] == 2, info
+    assert (tmp_path / "m" / "diffusion_pytorch_model.safetensors").read_bytes() == before
+    a = load_file(tmp_path / "m" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "m2" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a), "two steps at lr 1e-2 changed nothing"
 
 
 def test_sd_recipe_smoke(repo, tmp_path):
