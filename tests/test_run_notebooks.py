@@ -14,17 +14,21 @@ pytestmark = pytest.mark.notebook
 def test_two_at_a_time(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "tools/run_notebooks.py", "00", "01", "--jobs", "2", "--out", str(out)],
+    r = subprocess.run([sys.executable, "tools/run_notebooks.py", "00", "01", "09", "--jobs", "2", "--fast", "--out", str(out)],
                        cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
-    progress = [line for line in r.stdout.splitlines() if line.startswith("[")]
-    assert sorted(line.split("]")[0] for line in progress) == ["[1/2", "[2/2"], r.stdout  # one line per notebook
+    lines = r.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("[")]
+    assert sorted(line.split("]")[0] for line in progress) == ["[1/3", "[2/3", "[3/3"], r.stdout  # one line per notebook
+    # 09 measures speed: it runs last, once the other two have finished, alone
+    assert progress[-1].startswith("[3/3] 09_making_it_fast:"), r.stdout
+    assert lines.index("running 09_making_it_fast.ipynb alone (it measures speed) ...") > lines.index(progress[1]), r.stdout
     # nothing buries those lines: ipykernel >= 7 warns at each kernel's start about unencrypted local sockets
     assert "WARNING" not in r.stdout + r.stderr, r.stdout + r.stderr
     timings = json.loads((out / "timings.json").read_text())
-    assert timings["jobs"] == 2 and set(timings["seconds"]) == {"00_setup", "01_pipeline_in_four_lines"}
+    assert timings["jobs"] == 2 and set(timings["seconds"]) == {"00_setup", "01_pipeline_in_four_lines", "09_making_it_fast"}
     assert all(isinstance(s, float) and s > 0 for s in timings["seconds"].values()), timings
-    assert 0 < timings["wall_seconds"] < sum(timings["seconds"].values()) + 30  # they overlapped
+    assert 0 < timings["wall_seconds"] < sum(timings["seconds"].values()) + 30  # 00 and 01 overlapped
     sys.path.insert(0, str(REPO / "tools"))
     from run_notebooks import cpu_model
 

@@ -74,7 +74,10 @@ def execute(nb: Path, out_dir: Path, mode: str = "tiny", device: str = "cpu", ti
     t0 = time.perf_counter()
     pm.execute_notebook(book, str(out_dir / nb.name), parameters={"mode": mode, "device": device, **(parameters or {})},
                         cwd=str(nb.parent), kernel_name="python3", progress_bar=False,
-                        execution_timeout=timeout, log_output=False, extra_arguments=QUIET_KERNEL)
+                        execution_timeout=timeout, log_output=False, extra_arguments=QUIET_KERNEL,
+                        # written at the end (and every 30 s of a long cell), not re-validated and rewritten after
+                        # every cell: that cost about a CPU-second per notebook, taken from the kernels beside it
+                        request_save_on_cell_execute=False)
     return time.perf_counter() - t0
 
 
@@ -167,8 +170,15 @@ def _pool_init(threads: str) -> None:
     import papermill  # noqa: F401  (2-3 s of imports, paid once per worker instead of once per notebook)
 
 
-def run_one(nb: Path, args) -> tuple[float | None, str | None]:
-    """One notebook as ``args`` ask (refresh in place, or execute into --out): (seconds, None) or (None, the cause)."""
+def run_one(nb: Path, args, threads: str | None = None) -> tuple[float | None, str | None]:
+    """One notebook as ``args`` ask (refresh in place, or execute into --out): (seconds, None) or (None, the cause).
+
+    ``threads``: the threads its kernel gets (in a --jobs worker: every core, for a notebook that runs alone).
+    """
+    import os
+
+    if threads:
+        os.environ.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     try:
         if args.refresh:
             return refresh(nb, args.timeout), None
@@ -178,8 +188,9 @@ def run_one(nb: Path, args) -> tuple[float | None, str | None]:
         return None, failure_report(e)
 
 
-def run_parallel(todo: list[Path], jobs: int, args, record) -> None:
-    """Run ``todo`` ``jobs`` at a time, each notebook in a fresh kernel with cores/jobs threads."""
+def run_parallel(todo: list[Path], jobs: int, args, record, alone: list[Path] = ()) -> None:
+    """Run ``todo`` ``jobs`` at a time, each notebook in a fresh kernel with cores/jobs threads; then each of ``alone``
+    on its own with every core, in the same workers (papermill is imported there already: 2-3 s saved)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -199,6 +210,9 @@ def run_parallel(todo: list[Path], jobs: int, args, record) -> None:
         futures = {pool.submit(run_one, nb, args): nb for nb in todo}
         for done, fut in enumerate(as_completed(futures), 1):
             record(futures[fut], *fut.result(), done)
+        for done, nb in enumerate(alone, len(todo) + 1):  # after every other notebook has finished: nothing beside it
+            print(f"running {nb.name} alone (it measures speed) ...", flush=True)
+            record(nb, *pool.submit(run_one, nb, args, str(threads_per_job(1))).result(), done)
 
 
 def main() -> int:
@@ -252,15 +266,16 @@ def main() -> int:
 
     serial = todo
     if jobs > 1:
-        serial = [nb for nb in todo if nb.stem in SOLO]
-        run_parallel([nb for nb in todo if nb.stem not in SOLO], jobs, args, record)
+        alone = [nb for nb in todo if nb.stem in SOLO]
+        run_parallel([nb for nb in todo if nb.stem not in SOLO], jobs, args, record, alone)
+        serial = []
     for nb in serial:
-        print(f"running {nb.name}{' alone (it measures speed)' if jobs > 1 else ''} ...", flush=True)
+        print(f"running {nb.name} ...", flush=True)
         record(nb, *run_one(nb, args), len(times) + 1)
     times = {nb.stem: times[nb.stem] for nb in todo}  # the table in the notebooks' order
     wall = time.perf_counter() - started
-    alone = "".join(f"; {nb.stem} alone" for nb in serial)
-    how = f"{jobs} at a time, {threads_per_job(jobs)} thread(s) each{alone}" if jobs > 1 else "one at a time"
+    solo = "".join(f"; {nb.stem} alone" for nb in todo if nb.stem in SOLO)
+    how = f"{jobs} at a time, {threads_per_job(jobs)} thread(s) each{solo}" if jobs > 1 else "one at a time"
     print(f"\nNotebook times ({'refresh' if args.refresh else f'mode={args.mode}, device={args.device}'}; {how}; {machine()}):")
     print(table(times))
     print(f"wall time of the whole run: {wall:.1f} s")
