@@ -30,9 +30,12 @@ SOLO = {"09_making_it_fast"}
 #: long one is left running alone at the end; a previous run's timings.json in --out, when there is one, takes over
 LONGEST_FIRST = ("08_train_your_own", "06_guidance_and_latents", "07_write_your_own_pipeline", "03_schedulers")
 
-#: the kernel's own start-up log, errors only: ipykernel >= 7 warns at every start that its local TCP sockets are not
-#: encrypted, which buried `make run`'s one progress line per notebook (a kernel that fails to start still says why)
-QUIET_KERNEL = ["--IPKernelApp.log_level=ERROR"]
+#: the kernel's own log, critical messages only: ipykernel >= 7 warns at every start that its local TCP sockets are not
+#: encrypted, and jupyter_client interrupts a kernel before shutting it down, which logs "KeyboardInterrupt caught in
+#: kernel." (an error, harmless) whenever the interrupt lands while the kernel is still finishing its last reply. Both
+#: buried `make run`'s one progress line per notebook. A kernel that dies or fails to start still fails its notebook,
+#: with papermill's own message.
+QUIET_KERNEL = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 def notebooks(names: list[str] | None = None) -> list[Path]:
