@@ -55,7 +55,9 @@ def machine(device: str) -> str:
         return torch.cuda.get_device_name(0)
     import os
 
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    from course_utils.timing import cpu_model
+
+    return f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
 
 
 def load_parts(device: str, real_arch: bool, size: int = 512):
@@ -131,7 +133,7 @@ def quality_top10(pipe, scheduler_cls, steps, n=20) -> float | None:
 
 
 def bench_sd(device: str, real_arch: bool, repeats: int, pairs: int, do_compile: bool,
-             size: int = 512, steps: int = 25) -> list[dict]:
+             size: int = 512, steps: int = 25, do_half: bool = True) -> list[dict]:
     from diffusers import DPMSolverMultistepScheduler, PNDMScheduler, UniPCMultistepScheduler
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
@@ -181,12 +183,15 @@ def bench_sd(device: str, real_arch: bool, repeats: int, pairs: int, do_compile:
         row("2. two UNet passes / one batched CFG pass (time ratio)", r["ratio"], "x", "above 1: batching wins")
 
         half = torch.float16 if device == "cuda" else torch.bfloat16
-        pipe_h = copy.deepcopy(pipe).to(dtype=half)
-        t_half = median_time(lambda: generate(pipe_h), repeats=repeats, device=device)
-        row(f"3. {str(half).split('.')[-1]} / float32 (time ratio)", t_half / t_fp32, "x")
-        row(f"   pipeline, {str(half).split('.')[-1]}, SDPA: denoising-loop iterations per second", loop_its(pipe_h),
-            "it/s", "without the VAE decode")
-        fast = pipe_h if device == "cuda" else pipe  # the configuration the later rows build on
+        if do_half:
+            pipe_h = copy.deepcopy(pipe).to(dtype=half)
+            t_half = median_time(lambda: generate(pipe_h), repeats=repeats, device=device)
+            row(f"3. {str(half).split('.')[-1]} / float32 (time ratio)", t_half / t_fp32, "x")
+            row(f"   pipeline, {str(half).split('.')[-1]}, SDPA: denoising-loop iterations per second", loop_its(pipe_h),
+                "it/s", "without the VAE decode")
+        else:
+            row(f"3. {str(half).split('.')[-1]} / float32", None, "", "skipped (--no-half)")
+        fast = pipe_h if device == "cuda" and do_half else pipe  # the configuration the later rows build on
 
         def run_fast():
             return generate(fast)
@@ -249,9 +254,15 @@ def bench_ddpm256(device: str, repeats: int) -> list[dict]:
     return rows
 
 
+def file_stem(device: str) -> str:
+    """The results' file name: the GPU's name, or the CPU's architecture (x86_64-cpu), as the committed files have it."""
+    name = torch.cuda.get_device_name(0) if str(device).startswith("cuda") else f"{platform.machine()} CPU"
+    return name.replace(" ", "-").lower()
+
+
 def write(results: dict, out_dir: Path, suffix: str = "") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = results["machine"].split(",")[0].replace(" ", "-").lower() + suffix
+    stem = file_stem(results["device"]) + suffix
     (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [f"### {results['model']}", "",
              f"Machine: {results['machine']}; torch {results['torch']}, diffusers {results['diffusers']}; "
@@ -291,6 +302,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--repeats", type=_count(1, 1000), default=5, help="timed runs per measurement (median)")
     ap.add_argument("--pairs", type=_count(1, 1000), default=9, help="alternating pairs per ratio (median)")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
+    ap.add_argument("--no-half", action="store_true",
+                    help="skip the half-precision row (bfloat16 on a CPU: without bf16 instructions, the real SD v1 "
+                         "architecture takes minutes there)")
     ap.add_argument("--arch", choices=("auto", "tiny", "sd-v1"), default="auto",
                     help="auto: the real SD v1 architecture on a GPU, the tiny zoo on a CPU")
     ap.add_argument("--size", type=_count(8, 2048), default=512,
@@ -320,6 +334,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         if short:
             ap.error(f"--publish writes the committed results, but {', '.join(short)} is a quick run: drop "
                      "--publish (quick runs go to _output/bench/) or measure with the defaults.")
+        if args.no_half:
+            ap.error("--publish writes the committed results, which measure every row: drop --no-half (it is for "
+                     "quick checks of the code path; their results go to _output/bench/)")
         args.out = PUBLISHED
     elif args.out is None:
         args.out = SCRATCH
@@ -334,7 +351,8 @@ def main(argv=None) -> int:
 
     device = args.device
     real_arch = args.arch == "sd-v1" or (args.arch == "auto" and device == "cuda")
-    rows = bench_sd(device, real_arch, args.repeats, args.pairs, not args.no_compile, args.size, args.steps)
+    rows = bench_sd(device, real_arch, args.repeats, args.pairs, not args.no_compile, args.size, args.steps,
+                    do_half=not args.no_half)
     if device == "cuda":
         rows += bench_ddpm256(device, args.repeats)
     size = args.size if real_arch else 64
@@ -343,7 +361,7 @@ def main(argv=None) -> int:
                else "tiny-sd (the course's zoo), 64 px",
                "settings": f"batch 1, classifier-free guidance 7.5, {args.steps} UniPC steps unless stated, "
                            f"{args.repeats} repeats and {args.pairs} alternating pairs, warm-up then median"
-                           + (", no torch.compile" if args.no_compile else ""),
+                           + (", no torch.compile" if args.no_compile else "") + (", no half precision" if args.no_half else ""),
                "date": time.strftime("%Y-%m-%d"), "rows": rows}
     # The default runs keep their names (x86_64-cpu, nvidia-h100-…); any other setup gets its own file.
     default = args.steps == 25 and ((real_arch and device == "cuda" and size == 512) or

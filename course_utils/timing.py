@@ -70,3 +70,18 @@ def alternating_ratio(fn_a, fn_b, pairs: int = 7, warmup: int = 1, device: str =
         ratios.append(got[fn_a] / got[fn_b])
     return {"ratio": statistics.median(ratios), "a_s": statistics.median(ta), "b_s": statistics.median(tb),
             "pairs": pairs}
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as `lscpu` gives it ("AMD EPYC", "Intel(R) Xeon(R) Processor @ 2.50GHz"): a time means
+    little without the machine it came from, and "x86_64" does not tell two machines of one kind apart."""
+    import platform
+    from pathlib import Path
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or f"{platform.machine()} CPU"

@@ -642,6 +642,8 @@ OUTCOMES = [
     Outcome("bench-quick-run-cannot-publish", SILENT,
             script("benchmarks/bench.py", "--no-compile", "--repeats", "1", "--publish"), 2,
             r"quick run: drop --publish", 30, BENCH_OUT),
+    Outcome("bench-no-half-cannot-publish", SILENT, script("benchmarks/bench.py", "--no-half", "--publish"), 2,
+            r"measure every row: drop --no-half", 30, BENCH_OUT),
     Outcome("bench-device-cuda-without-gpu", TEACH, script("benchmarks/bench.py", "--device", BAD_CUDA), 2, CUDA_FIX,
             30, BENCH_OUT),
     Outcome("bench-help", TEACH, script("benchmarks/bench.py", "--help"), 0, r"--publish.*committed|committed", 30,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -139,14 +138,10 @@ def machine() -> str:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (what `lscpu` calls it): timings mean little without it."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or f"{platform.machine()} CPU"
+    """The CPU's model name (what `lscpu` calls it): timings mean little without it (`course_utils.timing`)."""
+    from course_utils.timing import cpu_model as model
+
+    return model()
 
 
 def table(times: dict[str, float | str]) -> str:
