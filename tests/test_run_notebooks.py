@@ -30,8 +30,7 @@ def test_two_at_a_time(tmp_path):
     assert timings["jobs"] == 2 and set(timings["seconds"]) == {"00_setup", "01_pipeline_in_four_lines", "09_making_it_fast"}
     assert all(isinstance(s, float) and s > 0 for s in timings["seconds"].values()), timings
     assert 0 < timings["wall_seconds"] < sum(timings["seconds"].values()) + 30  # 00 and 01 overlapped
-    sys.path.insert(0, str(REPO / "tools"))
-    from run_notebooks import cpu_model
+    from course_utils.timing import cpu_model
 
     assert cpu_model() in timings["machine"], timings["machine"]  # the timings name the CPU they came from
     assert (out / "00_setup.ipynb").exists() and (out / "01_pipeline_in_four_lines.ipynb").exists()

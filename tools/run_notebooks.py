@@ -134,14 +134,9 @@ def machine() -> str:
         pass
     import os
 
+    from course_utils.timing import cpu_model  # the CPU's model name: timings mean little without it
+
     return f"{cpu_model()}, {os.cpu_count()} cores"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (what `lscpu` calls it): timings mean little without it (`course_utils.timing`)."""
-    from course_utils.timing import cpu_model as model
-
-    return model()
 
 
 def table(times: dict[str, float | str]) -> str:
@@ -262,14 +257,12 @@ def main() -> int:
             failed.append(nb.stem)
             print(f"[{done}/{len(todo)}] {nb.stem}: FAILED\n    " + error.replace("\n", "\n    "), flush=True)
 
-    serial = todo
-    if jobs > 1:
-        alone = [nb for nb in todo if nb.stem in SOLO]
-        run_parallel([nb for nb in todo if nb.stem not in SOLO], jobs, args, record, alone)
-        serial = []
-    for nb in serial:
-        print(f"running {nb.name} ...", flush=True)
-        record(nb, *run_one(nb, args), len(times) + 1)
+    if jobs > 1:  # the speed-measuring notebooks last, alone
+        run_parallel([nb for nb in todo if nb.stem not in SOLO], jobs, args, record, [nb for nb in todo if nb.stem in SOLO])
+    else:
+        for nb in todo:
+            print(f"running {nb.name} ...", flush=True)
+            record(nb, *run_one(nb, args), len(times) + 1)
     times = {nb.stem: times[nb.stem] for nb in todo}  # the table in the notebooks' order
     wall = time.perf_counter() - started
     solo = "".join(f"; {nb.stem} alone" for nb in todo if nb.stem in SOLO)
