@@ -80,7 +80,7 @@ def run(names, device: str, fast: bool, out: Path, timeout: int) -> dict:
 
 def machine(device: str) -> str:
     import torch
-    from run_notebooks import cpu_model
+    from course_utils.timing import cpu_model
 
     if device.startswith("cuda") and torch.cuda.is_available():
         return torch.cuda.get_device_name(torch.device(device))
