@@ -31,7 +31,7 @@ import nbformat
 import papermill as pm
 import pytest
 from conftest import NOTEBOOK_TIMES
-from run_notebooks import notebooks
+from run_notebooks import SHUTDOWN, notebooks
 
 from course_utils import links
 
@@ -165,5 +165,6 @@ def test_notebook_runs_on_its_own_in_the_hosted_runtime(colab, nb, tmp_path, mon
     monkeypatch.setenv("MPLBACKEND", "agg")
     t0 = time.perf_counter()
     pm.execute_notebook(str(alone / nb.name), str(tmp_path / nb.name), parameters={"mode": "tiny", "device": "cpu"},
-                        cwd=str(alone), kernel_name="colab-imitation", progress_bar=False, execution_timeout=600)
+                        cwd=str(alone), kernel_name="colab-imitation", progress_bar=False, execution_timeout=600,
+                        shutdown_kernel=SHUTDOWN)
     NOTEBOOK_TIMES[f"{nb.stem} (alone, Colab-like runtime)"] = time.perf_counter() - t0
