@@ -80,6 +80,7 @@ def run(names, device: str, fast: bool, out: Path, timeout: int) -> dict:
 
 def machine(device: str) -> str:
     import torch
+
     from course_utils.timing import cpu_model
 
     if device.startswith("cuda") and torch.cuda.is_available():
