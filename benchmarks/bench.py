@@ -51,13 +51,10 @@ DDPM_256_UNET = dict(sample_size=256, in_channels=3, out_channels=3, layers_per_
 
 
 def machine(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name(0)
-    import os
+    from course_utils import timing
 
-    from course_utils.timing import cpu_model
-
-    return f"{cpu_model()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    name = timing.machine(device)
+    return name if str(device).startswith("cuda") else f"{name}, {torch.get_num_threads()} threads"
 
 
 def load_parts(device: str, real_arch: bool, size: int = 512):

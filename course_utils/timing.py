@@ -85,3 +85,15 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or f"{platform.machine()} CPU"
+
+
+def machine(device: str = "cpu") -> str:
+    """What a time was measured on: the GPU's name for a CUDA device, else "<CPU model>, <N> cores"."""
+    import os
+
+    if str(device).startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(torch.device(device))
+    return f"{cpu_model()}, {os.cpu_count()} cores"

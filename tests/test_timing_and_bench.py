@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from course_utils.timing import alternating_ratio, cpu_model, median_time
+from course_utils.timing import alternating_ratio, cpu_model, machine, median_time
 
 
 def test_median_time_ignores_one_slow_run():
@@ -25,6 +25,17 @@ def test_median_time_ignores_one_slow_run():
 def test_alternating_ratio_measures_a_real_difference():
     r = alternating_ratio(lambda: time.sleep(0.02), lambda: time.sleep(0.01), pairs=4)
     assert 1.5 < r["ratio"] < 2.6 and r["pairs"] == 4
+
+
+def test_machine_names_the_cpu_and_its_cores_without_a_gpu():
+    """run_notebooks, gpu_notebooks and bench label their timings with it; a CUDA device without a GPU is the CPU."""
+    import os
+
+    import torch
+
+    assert machine("cpu") == f"{cpu_model()}, {os.cpu_count()} cores"
+    if not torch.cuda.is_available():
+        assert machine("cuda:0") == machine("cpu")
 
 
 def test_bench_runs_and_writes_the_table(repo, tmp_path):

@@ -78,16 +78,6 @@ def run(names, device: str, fast: bool, out: Path, timeout: int) -> dict:
     return rows
 
 
-def machine(device: str) -> str:
-    import torch
-
-    from course_utils.timing import cpu_model
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
-    return f"{cpu_model()}, {os.cpu_count()} cores"
-
-
 def fmt_peak(peak) -> str:
     return "n/a" if peak is None else f"{peak / GIB:.2f} GiB"
 
@@ -156,6 +146,7 @@ def main(argv=None) -> int:
 
     if not args.readme:
         sys.path.insert(0, str(REPO))
+        from course_utils import timing
         from course_utils.device import DeviceError, pick_device
 
         try:
@@ -173,7 +164,7 @@ def main(argv=None) -> int:
         results = {
             "command": "make test-gpu" if device.startswith("cuda") and not args.fast else
                        f"python tools/gpu_notebooks.py --device {device}{' --fast' if args.fast else ''}",
-            "machine": machine(device), "device": device, "mode": "hub",
+            "machine": timing.machine(device), "device": device, "mode": "hub",
             "checkpoints": ("the real hub checkpoints" if checkpoints == "hub"
                             else "replicas of the hub checkpoints (real configs, random weights)"),
             "dtype": "float16" if device.startswith("cuda") else "float32", "fast": args.fast,

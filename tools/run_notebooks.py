@@ -129,18 +129,15 @@ def failure_report(e: BaseException) -> str:
 
 
 def machine() -> str:
+    """The GPU when there is one, else the CPU's model and cores: timings mean little without them."""
+    from course_utils import timing
+
     try:
         import torch
 
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
+        return timing.machine("cuda" if torch.cuda.is_available() else "cpu")
     except ImportError:
-        pass
-    import os
-
-    from course_utils.timing import cpu_model  # the CPU's model name: timings mean little without it
-
-    return f"{cpu_model()}, {os.cpu_count()} cores"
+        return timing.machine("cpu")
 
 
 def table(times: dict[str, float | str]) -> str:
