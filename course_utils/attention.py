@@ -62,8 +62,10 @@ class RecordingAttnProcessor:
         if attn.norm_k is not None:
             key = attn.norm_k(key)
 
-        # The two extra lines: the probabilities that scaled_dot_product_attention computes internally.
-        probs = (query @ key.transpose(-1, -2) / math.sqrt(head_dim)).softmax(dim=-1)  # (batch, heads, pixels, tokens)
+        # The two extra lines: the probabilities that scaled_dot_product_attention computes internally, in float32
+        # (in float16 a row's sum can miss 1 by 4e-4; the output below stays the model's own computation).
+        probs = (query.float() @ key.float().transpose(-1, -2) / math.sqrt(head_dim)).softmax(dim=-1)
+        # probs: (batch, heads, pixels, tokens)
         self.store(self.name, probs)
 
         # The output, exactly as AttnProcessor2_0 computes it.

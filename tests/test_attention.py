@@ -89,3 +89,23 @@ def test_teaching_errors(ddpm_path, pipe):
 def test_prompt_tokens(pipe):
     assert prompt_tokens(pipe.tokenizer, "red heart") == [(0, "<|startoftext|>"), (1, "red"), (2, "heart"),
                                                           (3, "<|endoftext|>")]
+
+
+def test_maps_of_a_half_precision_unet_are_probabilities(sd_path):
+    """On a GPU notebooks load float16; the recorded probabilities are computed in float32, so each row of a map
+    still sums to 1 (notebook 11 asserts it to 1e-4) and the UNet's own output stays its float16 result."""
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(sd_path, subfolder="unet", dtype=torch.float16)
+    size = unet.config.sample_size
+    latents = torch.randn((1, unet.config.in_channels, size, size), generator=make_generator("cpu", 0)).half()
+    emb = torch.randn((1, 77, unet.config.cross_attention_dim), generator=make_generator("cpu", 1)).half() * 4
+    with torch.no_grad():
+        default = unet(latents, 500, encoder_hidden_states=emb).sample
+        rec = CrossAttentionRecorder().attach(unet)
+        recorded = unet(latents, 500, encoder_hidden_states=emb).sample
+        rec.detach()
+    assert torch.equal(default, recorded) and recorded.dtype == torch.float16
+    for m in rec.maps.values():
+        assert m.dtype == torch.float32
+        assert torch.allclose(m.sum(-1), torch.ones(()), atol=1e-5), float((m.sum(-1) - 1).abs().max())
