@@ -27,7 +27,8 @@ def solutions_markdown() -> str:
             if cell.cell_type == "markdown" and cell.source.startswith("## Exercises"):
                 title = nb.cells[0].source.splitlines()[0].lstrip("# ")
                 body = cell.source.removeprefix("## Exercises").strip()
-                body = re.sub(r"<details><summary>Solution</summary>\s*", "**Solution.** ", body)
+                # a blank line after the label: a solution that starts with a code fence must start a line
+                body = re.sub(r"<details><summary>Solution</summary>\s*", "**Solution.**\n\n", body)
                 body = body.replace("</details>", "")
                 parts.append(f"### {title}\n\n{body}\n")
     return "\n".join(parts)
