@@ -57,6 +57,15 @@ class TestHygiene:
         for line in ('mode = "auto"', 'device = "auto"', "seed = 0"):
             assert line in src
 
+    def test_parameters_blurb_names_only_parameters_it_has(self, nb):
+        book = load(nb)
+        params = next(c.source for c in book.cells if "parameters" in c.metadata.get("tags", []))
+        names = set(re.findall(r"^(\w+) =", params, re.M))
+        blurb = next((c.source for c in book.cells if c.source.startswith("**Parameters.**")), "")
+        for sentence in re.findall(r"((?:`\w+`(?:, | and ))*`\w+`) sets? one of those numbers", blurb):
+            named = set(re.findall(r"`(\w+)`", sentence))
+            assert named <= names, f"the Parameters text names {sorted(named - names)}, which the parameters cell lacks"
+
     def test_badges_point_to_this_notebook(self, nb):
         first = load(nb).cells[0].source
         path = f"notebooks/{nb.name}"
