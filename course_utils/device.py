@@ -76,9 +76,9 @@ def pick_dtype(device: str, half: bool = False):
         return torch.float16
     if device.startswith("mps"):
         return torch.float16
-    raise DeviceError("Half precision (fp16) was asked for on the CPU. Many CPU kernels have no fp16 "
-                      "version ('LayerNormKernelImpl not implemented for Half') and the rest are slow: "
-                      "use float32 on the CPU.")
+    raise DeviceError("Half precision (fp16) was asked for on the CPU. Older torch has no fp16 version of some "
+                      "CPU kernels ('LayerNormKernelImpl not implemented for Half'), and newer torch runs it more "
+                      "slowly than float32: use float32 on the CPU.")
 
 
 def check_seed(seed) -> int:
