@@ -117,6 +117,8 @@ def main() -> None:
                     help="continue this trained tiny-ddpm (a folder in the root layout, such as a run's --out) "
                          "instead of a new UNet; its norm_num_groups win over --norm-groups")
     ap.add_argument("--ema", type=positive_float, default=0.999, help="EMA decay of the saved weights")
+    ap.add_argument("--warmup", type=int_at_least(1), default=500,
+                    help="steps of linear learning-rate warm-up (a short continuation with --init may want fewer)")
     ap.add_argument("--snapshot-minutes", type=positive_float,
                     help="also save the EMA weights every N minutes into RUN_DIR/snapshot-<step> (for sweeps)")
     ap.add_argument("--keep-fp32", action="store_true",
@@ -189,7 +191,7 @@ def main() -> None:
         w = ((1 - a) / a).view(-1).clamp(1.0, args.high_t_weight)  # all ones when --high-t-weight is 1
         loss = (w * per_sample).sum() / w.sum()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, args.lr, 500)
+            g["lr"] = lr_at(step, args.lr, args.warmup)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -220,7 +222,7 @@ def main() -> None:
     sample_grid(ema, scheduler, device, args.out / "samples.png")
     write_run_info(args.run_dir, model="tiny-ddpm", profile=args.profile, steps=steps_done,
                    batch=cfg["batch"], lr=args.lr, seed=args.seed, images=len(idx), designs=list(designs),
-                   high_t_share=args.high_t_share, high_t_from=args.high_t_from, high_t_weight=args.high_t_weight, ema=args.ema, norm_groups=args.norm_groups,
+                   high_t_share=args.high_t_share, high_t_from=args.high_t_from, high_t_weight=args.high_t_weight, ema=args.ema, warmup=args.warmup, norm_groups=args.norm_groups,
                    init=str(args.init) if args.init else None, minutes=round(minutes, 2),
                    hardware=hardware(device), torch=torch.__version__, final_loss=sum(losses[-200:]) / len(losses[-200:]),
                    parameters=sum(p.numel() for p in ema.parameters()))
