@@ -6,8 +6,6 @@
     python recipes/train_tiny_sd.py --stage decoder    # 3. optional: the VAE's decoder alone, on every design; the
                                                        #    encoder is frozen, so the UNet's latents stay valid
     python recipes/train_tiny_sd.py --stage unet --init OUT   # more steps for the UNet (and text encoder) in OUT
-    python recipes/train_tiny_sd.py --stage vae --crop 32 --batch 64   # the VAE on 32 px windows: more steps an hour
-                                                       #    on a CPU (recipes/sweeps/2026-11-29-s19-*.txt)
     bash recipes/train_zoo_on_gpu.sh OUT                        # the committed zoo's runs, replayed (the model cards)
     python recipes/train_tiny_sd.py --stage vae --steps 10 --subset 32 --out /tmp/smoke   # smoke test
 
@@ -123,13 +121,6 @@ def flippable(data, train_idx) -> torch.Tensor:
     return torch.tensor([mirror_key(data.captions[i]) not in held_keys for i in train_idx])
 
 
-def random_crops(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
-    """One size x size window of each picture, at a random place on the latent grid (a multiple of 8 pixels)."""
-    cells = (x.shape[-1] - size) // 8 + 1
-    at = torch.randint(0, cells, (len(x), 2), device=x.device, generator=gen).mul(8).tolist()
-    return torch.stack([img[:, r : r + size, c : c + size] for img, (r, c) in zip(x, at, strict=True)])
-
-
 def posterior(vae, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Encode every training image once: the mean and std of its latent distribution (256 at a time)."""
     with torch.no_grad():
@@ -194,8 +185,6 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
     budget, step = Budget(args.max_minutes), 0
     for step in (bar := tqdm(range(cfg["steps"]), desc="tiny-sd vae")):
         x = x_all[torch.randint(0, len(x_all), (cfg["batch"],), device=device, generator=gen)]
-        if args.crop:  # a random crop of each picture: the VAE is convolutional, so it learns from parts
-            x = random_crops(x, args.crop, gen)
         post = vae.encode(x).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, device=device, generator=gen)
         rec = vae.decode(z).sample
@@ -221,7 +210,7 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
     write_run_info(args.run_dir / "vae", model="tiny-sd/vae", profile=args.profile, steps=step + 1,
                    batch=cfg["batch"], seed=args.seed, minutes=round(budget.elapsed / 60, 2),
                    hardware=hardware(device), torch=torch.__version__, scaling_factor=scaling,
-                   designs=list(args.design_names), kl_weight=args.kl_weight, crop=args.crop, lr=args.lr or DEFAULT_LR["vae"],
+                   designs=list(args.design_names), kl_weight=args.kl_weight, lr=args.lr or DEFAULT_LR["vae"],
                    norm_groups=args.norm_groups, init=str(args.init) if args.init else None,
                    parameters=sum(p.numel() for p in vae.parameters()))
 
@@ -440,8 +429,6 @@ def main() -> None:
     ap.add_argument("--init", type=Path,
                     help="VAE stage: continue this trained VAE (a folder such as OUT/vae) instead of a new one; "
                          "UNet stage: continue this pipeline's text_encoder/ and unet/ (a folder such as OUT)")
-    ap.add_argument("--crop", type=int_at_least(8),
-                    help="VAE stage: train on random CROP x CROP windows (a multiple of 8, below 64) instead of whole pictures")
     ap.add_argument("--kl-weight", type=positive_float, default=1e-4, help="VAE stage: weight of the KL term")
     ap.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True,
                     help="decoder stage: mirror half of each batch (emoji whose mirror twin is held out excepted); "
@@ -460,9 +447,6 @@ def main() -> None:
     for flag, path in (("--out", args.out), ("--run-dir", args.run_dir)):
         if path.exists() and not path.is_dir():
             ap.error(f"{flag} {path} is a file: give a folder")
-    if args.crop is not None and (args.stage != "vae" or args.crop % 8 or args.crop >= 64):
-        ap.error(f"--crop {args.crop}: give a multiple of 8 below 64 (the latent grid is 8 pixels; 64 is the whole "
-                 "picture), with --stage vae only")
     if args.init and args.stage == "decoder":
         ap.error("--init goes with --stage vae or --stage unet: the decoder stage always continues OUT/vae")
     if args.init and args.stage == "vae" and not (args.init / "config.json").exists():

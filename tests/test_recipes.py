@@ -66,11 +66,10 @@ def test_sd_recipe_smoke(repo, tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith(("encoder.", "quant_conv.")))
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     # --init continues that VAE, encoder and all: its groups (4, not the default 8), recorded in training.json
-    # (on 32 px crops, recorded too)
     run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", "--init", str(tmp_path / "m" / "vae"), "--steps", "2", "--lr", "1e-2",
-        "--batch", "4", "--subset", "32", "--crop", "32", "--out", str(tmp_path / "m2"), "--run-dir", str(tmp_path / "run2"))
+        "--batch", "4", "--subset", "32", "--out", str(tmp_path / "m2"), "--run-dir", str(tmp_path / "run2"))
     info = json.loads((tmp_path / "run2" / "vae" / "training.json").read_text())
-    assert info["init"] == str(tmp_path / "m" / "vae") and info["norm_groups"] == 4 and info["crop"] == 32, info
+    assert info["init"] == str(tmp_path / "m" / "vae") and info["norm_groups"] == 4, info
     cont = load_file(tmp_path / "m2" / "vae" / "diffusion_pytorch_model.safetensors")
     assert any(not torch.equal(after[k], cont[k]) for k in after if k.startswith("encoder."))
     # --init continues m's text encoder and UNet on m's VAE, with the loaded UNet's groups (8, the default) whatever
@@ -132,27 +131,3 @@ def test_decoder_mirrors_no_training_emoji_whose_mirror_twin_is_held_out():
     assert all(t.mirror_key(c) in held_keys for c in kept)
     assert not any(t.mirror_key(data.captions[i]) in held_keys for i, ok in zip(data.train_idx, may.tolist(), strict=True) if ok)
     assert 0 < len(kept) < 0.02 * len(data.train_idx), len(kept)
-
-
-def test_vae_crops_are_windows_of_the_pictures_on_the_latent_grid():
-    import train_tiny_sd as t
-
-    x = torch.arange(4 * 3 * 64 * 64, dtype=torch.float32).view(4, 3, 64, 64)
-    gen = torch.Generator().manual_seed(0)
-    places = set()
-    for _ in range(40):
-        crops = t.random_crops(x, 32, gen)
-        assert crops.shape == (4, 3, 32, 32)
-        for img, crop in zip(x, crops, strict=True):
-            r, c = divmod(int(crop[0, 0, 0] - img[0, 0, 0]), 64)  # where the window starts
-            assert r % 8 == 0 and c % 8 == 0 and torch.equal(crop, img[:, r : r + 32, c : c + 32]), (r, c)
-            places.add((r, c))
-    assert places == {(r, c) for r in range(0, 33, 8) for c in range(0, 33, 8)}  # every place on the 8 px grid
-
-
-@pytest.mark.parametrize("args", [["--stage", "vae", "--crop", "30"], ["--stage", "vae", "--crop", "64"],
-                                  ["--stage", "unet", "--crop", "32"]])
-def test_crop_must_be_a_window_of_the_latent_grid_for_the_vae(repo, args):
-    r = subprocess.run([sys.executable, "recipes/train_tiny_sd.py", *args, "--steps", "1"], cwd=repo,
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "multiple of 8 below 64" in r.stderr, r.stderr[-2000:]
