@@ -1,6 +1,9 @@
 """What tiny-ddpm's noise-prediction error is made of at the noisiest levels (recipes/sweeps/2026-11-29-s19-*.txt).
 
     python recipes/sweeps/scripts/ddpm_error_floor.py course_utils/zoo/tiny-ddpm
+
+recipes/diagnose_ddpm.py is the recipe's diagnosis (per-t noise MSE, its mean-colour part, DDIM's clipping step by
+step); this one-off adds what the sweep asked next: x0-hat's error per t, and what the t=980 error is made of.
 """
 
 import sys
