@@ -5,7 +5,7 @@ import re
 
 import nbformat
 import pytest
-from run_notebooks import notebooks
+from run_notebooks import bar_text, notebooks
 
 from course_utils.links import colab_url, install_cell, studiolab_url
 
@@ -49,6 +49,16 @@ class TestHygiene:
         widgets = load(nb).metadata.get("widgets", {})
         state = widgets.get("application/vnd.jupyter.widget-state+json")
         assert state is None or "state" in state
+
+    def test_progress_bars_read_finished_without_widgets(self, nb):
+        """GitHub shows a widget output's text/plain: it must be the bar's finished state, not tqdm's first "0%"."""
+        book = load(nb)
+        for c in code_cells(book):
+            for o in c.outputs:
+                view = o.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+                text = bar_text(book, view["model_id"]) if view else None
+                if text is not None:
+                    assert o.data["text/plain"] == text, "refresh with tools/run_notebooks.py --refresh " + nb.stem[:2]
 
     def test_has_parameters_cell(self, nb):
         cells = [c for c in load(nb).cells if "parameters" in c.metadata.get("tags", [])]
@@ -115,3 +125,12 @@ def test_a_figure_quoted_from_this_copy_is_this_copys():
     measured = re.search(r"two passes / one batched pass = ([0-9.]+)", out)
     assert quoted and measured, "09's batching sentence or its output is gone: update this test with them"
     assert quoted.group(1) == measured.group(1), (quoted.group(1), measured.group(1))
+
+
+def test_finished_bar_text_comes_from_the_saved_state():
+    book = load(next(nb for nb in NBS if nb.name.startswith("04")))
+    state = book.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    boxes = [k for k, v in state.items() if v["model_name"] == "HBoxModel"]
+    assert boxes and all(bar_text(book, k).count("|") == 2 for k in boxes)
+    assert "100%" in bar_text(book, boxes[0]) and "0%|" not in bar_text(book, boxes[0]).replace("100%|", "")
+    assert bar_text(book, "no-such-model") is None

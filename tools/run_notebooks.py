@@ -106,8 +106,48 @@ def refresh(nb: Path, timeout: int = 600) -> float:
     for cell in book.cells:
         cell.metadata.pop("execution", None)
     book.metadata.pop("papermill", None)
+    finish_progress_bars(book)
     nbformat.write(book, nb)
     return time.perf_counter() - t0
+
+
+def bar_text(book, model_id: str) -> str | None:
+    """The text a finished tqdm notebook bar shows, read from the notebook's saved widget state (None: not a bar).
+
+    tqdm.notebook draws an HBox of [HTML "desc: 100%", FloatProgress, HTML " 36/36 [00:00<00:00, ...]"].
+    """
+    import html
+
+    state = book.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    box = state.get(model_id, {})
+    if box.get("model_name") != "HBoxModel":
+        return None
+    children = [state.get(c.removeprefix("IPY_MODEL_"), {}) for c in box["state"].get("children", [])]
+    if [c.get("model_name") for c in children] != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+    left, bar, right = (c["state"] for c in children)
+    done = min(max(bar.get("value", 0) / bar["max"], 0), 1) if bar.get("max") else 1
+    filled = int(10 * done)
+    text = f"{left.get('value', '')}|{'█' * filled}{' ' * (10 - filled)}|{right.get('value', '')}"
+    return html.unescape(text).replace("\u2007", " ")
+
+
+def finish_progress_bars(book) -> int:
+    """Give every progress-bar widget output the text of its finished state; returns how many were rewritten.
+
+    TQDM_DISABLE does not reach tqdm.notebook (it passes ``disable`` explicitly), so executed notebooks keep their
+    bars as widgets. Jupyter and the book draw them from the saved widget state (100%), but GitHub and other
+    viewers without widgets show the output's text/plain, which tqdm wrote when the bar *started*: "0%| 0/36".
+    """
+    changed = 0
+    for cell in book.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get("application/vnd.jupyter.widget-view+json")
+            text = bar_text(book, view["model_id"]) if view else None
+            if text is not None and out["data"].get("text/plain") != text:
+                out["data"]["text/plain"] = text
+                changed += 1
+    return changed
 
 
 def failure_report(e: BaseException) -> str:
