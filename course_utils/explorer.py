@@ -22,7 +22,8 @@ def explorer(generate, schedulers, prompt: str = "cat face", steps: int = 25, gu
     """``generate(prompt, steps, guidance, seed, scheduler_name) -> PIL.Image``.
 
     Live: returns an ipywidgets VBox (display it, or leave it last in a cell). Static: returns a
-    PIL grid of ``static_prompts`` (default: ``prompt``) by guidance 1, 4 and 7.5, first scheduler.
+    PIL grid of ``static_prompts`` (default: ``prompt``) by guidance 1, 4 and 7.5, first scheduler, each tile
+    labelled with its prompt and guidance.
     """
     if not callable(generate):
         raise TypeError(f"explorer() takes the function that generates, generate(prompt, steps, guidance, seed, "
@@ -44,8 +45,10 @@ def explorer(generate, schedulers, prompt: str = "cat face", steps: int = 25, gu
         from .display import grid
 
         prompts = static_prompts or [prompt]
-        images = [generate(p, steps, g, seed, schedulers[0]) for p in prompts for g in (1.0, 4.0, 7.5)]
-        return grid(images, cols=3, size=128)
+        scales = (1.0, 4.0, 7.5)
+        images = [generate(p, steps, g, seed, schedulers[0]) for p in prompts for g in scales]
+        labels = [f"{p}, guidance {g:g}" for p in prompts for g in scales]
+        return grid([_labelled(im, text) for im, text in zip(images, labels, strict=True)], cols=3)
 
     import ipywidgets as w
     from IPython.display import display
@@ -95,3 +98,17 @@ def explorer(generate, schedulers, prompt: str = "cat face", steps: int = 25, gu
     box.render = render  # for tests: regenerate without a browser
     box.controls = controls
     return box
+
+
+def _labelled(image, text: str, size: int = 128, band: int = 16):
+    """``image`` resized to ``size`` px under a white band with ``text`` (Pillow's built-in font: no system font)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    tile = Image.new("RGB", (size, size + band), "white")
+    tile.paste(image.convert("RGB").resize((size, size), Image.NEAREST), (0, band))
+    draw = ImageDraw.Draw(tile)
+    while len(text) > 1 and draw.textlength(text, font=font) > size - 4:
+        text = text[:-2] + "…"
+    draw.text((2, 2), text, fill="black", font=font)
+    return tile

@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -64,7 +65,9 @@ def test_explorer_static_fallback(pipe, monkeypatch):
     monkeypatch.setenv("COURSE_STATIC", "1")
     generate, calls = generate_with(pipe)
     out = explorer(generate, ["UniPC"], prompt="cat face", steps=5, static_prompts=["cat face", "rocket"])
-    assert out.size == (3 * 128, 2 * 128) and len(calls) == 6
+    assert out.size == (3 * 128, 2 * (128 + 16)) and len(calls) == 6
+    band = np.asarray(out.convert("L"))[:16]  # each tile's label: dark text on the white band above it
+    assert all((band[:, c * 128:(c + 1) * 128] < 128).any() for c in range(3))
     with pytest.raises(ValueError):
         explorer(generate, [])
 
