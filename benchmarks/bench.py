@@ -118,15 +118,19 @@ def quality_top10(pipe, scheduler_cls, steps, n=20) -> float | None:
         from course_utils.emoji_data import load_emoji
     except Exception:
         return None
-    data = load_emoji(64)
+    # as evaluate_zoo measures it: every design the zoo trained on, and a caption's emoji in any design counts
+    data = load_emoji(64, designs="all", progress=False)
     all_16 = F.interpolate((data.tensor() + 1) / 2, size=16, mode="area")
-    chosen = data.train_idx[torch.randperm(len(data.train_idx), generator=torch.Generator().manual_seed(0))[:n].numpy()]
+    by_caption: dict[str, set[int]] = {}
+    for i, c in enumerate(data.captions):
+        by_caption.setdefault(c, set()).add(i)
+    captions = sorted({data.captions[i] for i in data.train_idx})
+    chosen = [captions[i] for i in torch.randperm(len(captions), generator=torch.Generator().manual_seed(0))[:n].tolist()]
     old = pipe.scheduler
     pipe.scheduler = scheduler_cls.from_config(old.config)
-    out = pipe([data.captions[i] for i in chosen], num_inference_steps=steps,
-               generator=make_generator(pipe.device.type, 0), output_type="np").images
+    out = pipe(chosen, num_inference_steps=steps, generator=make_generator(pipe.device.type, 0), output_type="np").images
     pipe.scheduler = old
-    return top10_share(torch.from_numpy(out).permute(0, 3, 1, 2).float(), chosen.tolist(), all_16)
+    return top10_share(torch.from_numpy(out).permute(0, 3, 1, 2).float(), [by_caption[c] for c in chosen], all_16)
 
 
 def bench_sd(device: str, real_arch: bool, repeats: int, pairs: int, do_compile: bool,
