@@ -113,7 +113,7 @@ def quality_top10(pipe, scheduler_cls, steps, n=20) -> float | None:
     """Tiny mode only: prompt adherence (caption's emoji among the 10 nearest) over n captions."""
     try:
         import torch.nn.functional as F
-        from evaluate_zoo import top10_share
+        from evaluate_zoo import emoji_by_caption, top10_share
 
         from course_utils.emoji_data import load_emoji
     except Exception:
@@ -121,9 +121,7 @@ def quality_top10(pipe, scheduler_cls, steps, n=20) -> float | None:
     # as evaluate_zoo measures it: every design the zoo trained on, and a caption's emoji in any design counts
     data = load_emoji(64, designs="all", progress=False)
     all_16 = F.interpolate((data.tensor() + 1) / 2, size=16, mode="area")
-    by_caption: dict[str, set[int]] = {}
-    for i, c in enumerate(data.captions):
-        by_caption.setdefault(c, set()).add(i)
+    by_caption = emoji_by_caption(data)
     captions = sorted({data.captions[i] for i in data.train_idx})
     chosen = [captions[i] for i in torch.randperm(len(captions), generator=torch.Generator().manual_seed(0))[:n].tolist()]
     old = pipe.scheduler

@@ -143,6 +143,14 @@ def top10_share(images: torch.Tensor, own: list[int | set[int]], all_16: torch.T
     return float(sum(bool(o & set(r.tolist())) for o, r in zip(owns, ranks, strict=True)) / len(own))
 
 
+def emoji_by_caption(data) -> dict[str, set[int]]:
+    """Each caption's emoji indices in ``data``, one per design: any of them counts as the caption's emoji."""
+    by_caption: dict[str, set[int]] = {}
+    for i, c in enumerate(data.captions):
+        by_caption.setdefault(c, set()).add(i)
+    return by_caption
+
+
 def sd_pipeline(path, device):
     from diffusers import StableDiffusionPipeline, UniPCMultistepScheduler
 
@@ -175,9 +183,7 @@ def evaluate_sd(path, device: torch.device = CPU) -> dict:
     data = load_emoji(64, designs="all", progress=False)
     real_64 = (data.tensor() + 1) / 2
     all_16 = F.interpolate(real_64, size=16, mode="area")
-    by_caption: dict[str, set[int]] = {}
-    for i, c in enumerate(data.captions):
-        by_caption.setdefault(c, set()).add(i)
+    by_caption = emoji_by_caption(data)
     train_captions = sorted({data.captions[i] for i in data.train_idx})
     g = torch.Generator().manual_seed(0)
     order = torch.randperm(len(train_captions), generator=g).tolist()
