@@ -51,7 +51,8 @@ def test_sd_recipe_smoke(repo, tmp_path):
     # --heldout-every: the held-out emoji's PSNR (evaluate_zoo's figure) on its own line, at steps 3 and 6
     psnr = [float(m) for m in re.findall(r"step [36]: held-out PSNR ([0-9.]+) dB", out)]
     assert len(psnr) == 2 and all(5 < p < 60 for p in psnr), out[-2000:]
-    run(repo, "recipes/train_tiny_sd.py", "--stage", "unet", "--sample-every", "3", *common)
+    run(repo, "recipes/train_tiny_sd.py", "--stage", "unet", "--sample-every", "3", "--snr-gamma", "5", *common)
+    assert json.loads((tmp_path / "run" / "unet" / "training.json").read_text())["snr_gamma"] == 5.0
     grid = (tmp_path / "m" / "samples.png").read_bytes()
     weights = tmp_path / "m" / "vae" / "diffusion_pytorch_model.safetensors"
     before = load_file(weights)
@@ -131,3 +132,17 @@ def test_decoder_mirrors_no_training_emoji_whose_mirror_twin_is_held_out():
     assert all(t.mirror_key(c) in held_keys for c in kept)
     assert not any(t.mirror_key(data.captions[i]) in held_keys for i, ok in zip(data.train_idx, may.tolist(), strict=True) if ok)
     assert 0 < len(kept) < 0.02 * len(data.train_idx), len(kept)
+
+
+def test_min_snr_weights_count_only_the_nearly_clean_levels_less():
+    """min(SNR, gamma) / SNR: 1 wherever SNR <= gamma, gamma / SNR above it; no gamma: plain MSE (all ones)."""
+    from diffusers import DDPMScheduler
+    from train_tiny_sd import build_scheduler, min_snr_weight
+
+    a = DDPMScheduler.from_config(build_scheduler().config).alphas_cumprod
+    snr = a / (1 - a)
+    w = min_snr_weight(a, 5.0)
+    assert torch.equal(min_snr_weight(a, None), torch.ones_like(a))
+    assert torch.all(w[snr <= 5] == 1) and torch.allclose(w[snr > 5], 5 / snr[snr > 5])
+    assert w[0] < 0.01 and w[-1] == 1  # t=0: SNR about 1,000; t=999: pure noise
+    assert 100 < int((w < 1).sum()) < 200  # SD's betas: SNR is above 5 for the first 147 of 1,000 levels
