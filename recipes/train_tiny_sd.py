@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -72,8 +73,12 @@ LR_TAIL = 0.1
 
 
 def tail_factor(step: int, cfg: dict, budget: Budget, args) -> float:
-    """LR_TAIL once the run is 80% done, by its steps or by its time budget (whichever is further), else 1."""
-    progress = max(step / cfg["steps"], budget.elapsed / (60 * args.max_minutes) if args.max_minutes else 0)
+    """The learning rate's factor at this point of the run, by its steps or by its time budget (whichever is
+    further): --schedule tail, LR_TAIL once the run is 80% done, else 1; --schedule cosine, half a cosine from 1 down
+    to 0 over the run."""
+    progress = min(1.0, max(step / cfg["steps"], budget.elapsed / (60 * args.max_minutes) if args.max_minutes else 0))
+    if getattr(args, "schedule", "tail") == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
     return LR_TAIL if progress > 0.8 else 1.0
 
 
@@ -224,7 +229,7 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
     write_run_info(args.run_dir / "vae", model="tiny-sd/vae", profile=args.profile, steps=step + 1,
                    batch=cfg["batch"], seed=args.seed, minutes=round(budget.elapsed / 60, 2),
                    hardware=hardware(device), torch=torch.__version__, scaling_factor=scaling,
-                   designs=list(args.design_names), kl_weight=args.kl_weight, lr=args.lr or DEFAULT_LR["vae"],
+                   designs=list(args.design_names), kl_weight=args.kl_weight, lr=args.lr or DEFAULT_LR["vae"], schedule=args.schedule,
                    norm_groups=args.norm_groups, init=str(args.init) if args.init else None,
                    parameters=sum(p.numel() for p in vae.parameters()))
 
@@ -280,7 +285,7 @@ def train_decoder(args, cfg, device, data, train_idx) -> None:
         redraw_samples(args.out, device)
         print(f"decoder: redrew {args.out / 'samples.png'} with the new decoder")
     write_run_info(args.run_dir / "decoder", model="tiny-sd/vae decoder", profile=args.profile, steps=step + 1,
-                   batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, seed=args.seed, designs=list(args.design_names),
+                   batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, schedule=args.schedule, seed=args.seed, designs=list(args.design_names),
                    flip=args.flip, **({"not_mirrored": int((~may_flip).sum())} if args.flip else {}),
                    minutes=round(budget.elapsed / 60, 2), hardware=hardware(device), torch=torch.__version__,
                    parameters=sum(p.numel() for p in params))
@@ -382,7 +387,7 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
     save_pipeline(args.out, vae, ema_te, tokenizer, ema_unet)
     sample_grid(vae, ema_te, tokenizer, ema_unet, device, args.out / "samples.png")
     write_run_info(args.run_dir / "unet", model="tiny-sd/unet+text_encoder", profile=args.profile,
-                   steps=step + 1, batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, seed=args.seed, cfg_drop=args.cfg_drop,
+                   steps=step + 1, batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, schedule=args.schedule, seed=args.seed, cfg_drop=args.cfg_drop,
                    snr_gamma=args.snr_gamma,
                    designs=list(args.design_names), norm_groups=args.norm_groups,
                    init=str(args.init) if args.init else None,
@@ -451,6 +456,9 @@ def main() -> None:
                          "4 minutes of it gained 0.21 dB held-out PSNR where the same run unmirrored lost 0.02")
     ap.add_argument("--cfg-drop", type=float, default=CFG_DROP,
                     help="UNet stage: share of examples trained with the empty prompt (classifier-free guidance)")
+    ap.add_argument("--schedule", choices=("tail", "cosine"), default="tail",
+                    help="the learning rate after its warm-up: tail, constant then a tenth for the last 20%% (the "
+                         "committed runs); cosine, half a cosine down to 0 over the run (its steps or its minutes)")
     ap.add_argument("--snr-gamma", type=positive_float,
                     help="UNet stage: weight each example's loss by min(SNR, gamma) / SNR (min-SNR weighting, e.g. 5; "
                          "default: plain MSE, as the committed UNet)")

@@ -139,8 +139,10 @@ def _sd_command(stage: str, info: dict, groups: bool = True) -> str:
     drop = info.get("cfg_drop")
     drop = f" --cfg-drop {drop:g}" if stage == "unet" and drop is not None and drop != CFG_DROP else ""
     flip = " --no-flip" if stage == "decoder" and not info.get("flip") else ""  # runs before --flip was the default
+    schedule = f" --schedule {info['schedule']}" if info.get("schedule", "tail") != "tail" else ""  # older runs: tail
+    gamma = f" --snr-gamma {info['snr_gamma']:g}" if info.get("snr_gamma") else ""
     return (_sd_flags(stage, info, groups) + f" --profile {info['profile']} --batch {info['batch']} "
-            f"--steps {info['steps']}{lr}{drop}{flip}")
+            f"--steps {info['steps']}{lr}{drop}{flip}{schedule}{gamma}")
 
 
 

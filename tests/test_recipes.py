@@ -46,8 +46,10 @@ def test_sd_recipe_smoke(repo, tmp_path):
 
     common = ["--steps", "6", "--batch", "4", "--subset", "32", "--out", str(tmp_path / "m"),
               "--run-dir", str(tmp_path / "run")]
-    out = run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", "--heldout-every", "3", "--norm-groups", "4", *common)
+    out = run(repo, "recipes/train_tiny_sd.py", "--stage", "vae", "--heldout-every", "3", "--norm-groups", "4",
+              "--schedule", "cosine", *common)
     assert "scaling_factor" in out
+    assert json.loads((tmp_path / "run" / "vae" / "training.json").read_text())["schedule"] == "cosine"
     # --heldout-every: the held-out emoji's PSNR (evaluate_zoo's figure) on its own line, at steps 3 and 6
     psnr = [float(m) for m in re.findall(r"step [36]: held-out PSNR ([0-9.]+) dB", out)]
     assert len(psnr) == 2 and all(5 < p < 60 for p in psnr), out[-2000:]
@@ -146,3 +148,21 @@ def test_min_snr_weights_count_only_the_nearly_clean_levels_less():
     assert torch.all(w[snr <= 5] == 1) and torch.allclose(w[snr > 5], 5 / snr[snr > 5])
     assert w[0] < 0.01 and w[-1] == 1  # t=0: SNR about 1,000; t=999: pure noise
     assert 100 < int((w < 1).sum()) < 200  # SD's betas: SNR is above 5 for the first 147 of 1,000 levels
+
+
+def test_learning_rate_schedules_follow_the_run_by_steps_or_minutes():
+    """tail: 1, then a tenth for the last 20%; cosine: 1 -> 0.5 at half-way -> 0, by steps or by the time budget."""
+    from types import SimpleNamespace
+
+    from common import Budget
+    from train_tiny_sd import LR_TAIL, tail_factor
+
+    cfg, budget = {"steps": 100}, Budget(None)
+    tail, cosine = (SimpleNamespace(max_minutes=None, schedule=s) for s in ("tail", "cosine"))
+    assert [tail_factor(s, cfg, budget, tail) for s in (0, 80, 81, 100)] == [1.0, 1.0, LR_TAIL, LR_TAIL]
+    assert tail_factor(0, cfg, budget, cosine) == 1.0 and tail_factor(100, cfg, budget, cosine) < 1e-12
+    assert abs(tail_factor(50, cfg, budget, cosine) - 0.5) < 1e-12
+    assert tail_factor(500, cfg, budget, cosine) < 1e-12  # past the steps: stays at 0
+    timed = SimpleNamespace(max_minutes=1.0, schedule="cosine")
+    budget.start -= 30  # half of the one-minute budget spent at step 0: the time decides
+    assert abs(tail_factor(0, {"steps": 10**6}, budget, timed) - 0.5) < 0.01
