@@ -178,8 +178,8 @@ def _decoder_text(runs: list[dict]) -> str:
         return ""
     return (f"\nThe decoder stage fine-tunes the VAE's decoder alone ({d['parameters'] / 1e6:.2f} M parameters, with "
             f"`post_quant_conv`) on {designs_phrase(trained_designs(d))}, with the VAE stage's reconstruction loss, AdamW "
-            f"at {DEFAULT_LR['decoder']} unless the table says otherwise{_lr_tail(d)}; its CPU profile stops after 25 "
-            f"minutes. The encoder stays bit for bit as the VAE stage left it, so the latents the UNet was trained on, "
+            f"at {DEFAULT_LR['decoder']} unless the table says otherwise{_lr_tail(d)}; its CPU profile takes "
+            f"steps of 8 and stops after 55 minutes. The encoder stays bit for bit as the VAE stage left it, so the latents the UNet was trained on, "
             f"and the scaling factor, are unchanged: only the way latents become pixels improves.{_flip_text(runs)}")
 
 
