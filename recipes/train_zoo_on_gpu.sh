@@ -34,10 +34,10 @@ print(sys.argv[1], "DDIM 50 / 10:", m["ddim_50_vs_10"], "| all targets:", m["pas
   exit
 fi
 if [ "${2:-}" = cpu-part ]; then
-  "${sd[@]}" --stage unet --norm-groups 8 --profile cpu --batch 64 --steps 6949 --max-minutes 1000 --run-dir "$out/runs/sd-4"
+  "${sd[@]}" --stage unet --norm-groups 8 --profile cpu --batch 64 --steps 6949 --cfg-drop 0.1 --snr-gamma 0 --max-minutes 1000 --run-dir "$out/runs/sd-4"
   "${sd[@]}" --stage decoder --profile cpu --batch 32 --steps 1327 --lr 1e-4 --no-flip --max-minutes 1000 --run-dir "$out/runs/sd-5"
-  "${sd[@]}" --stage unet --init "$out/zoo/tiny-sd" --profile cpu --batch 64 --steps 4914 --max-minutes 1000 --run-dir "$out/runs/sd-6"
-  "${sd[@]}" --stage unet --init "$out/zoo/tiny-sd" --profile cpu --batch 64 --steps 2325 --cfg-drop 0.25 --max-minutes 1000 \
+  "${sd[@]}" --stage unet --init "$out/zoo/tiny-sd" --profile cpu --batch 64 --steps 4914 --cfg-drop 0.1 --snr-gamma 0 --max-minutes 1000 --run-dir "$out/runs/sd-6"
+  "${sd[@]}" --stage unet --init "$out/zoo/tiny-sd" --profile cpu --batch 64 --steps 2325 --cfg-drop 0.25 --snr-gamma 0 --max-minutes 1000 \
     --run-dir "$out/runs/sd-7"
   "${sd[@]}" --stage decoder --profile cpu --batch 32 --steps 1569 --lr 1e-4 --max-minutes 1000 --run-dir "$out/runs/sd-8"
   exit

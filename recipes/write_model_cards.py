@@ -14,7 +14,7 @@ import json
 import sys
 
 from common import ZOO
-from train_tiny_sd import CFG_DROP, DEFAULT_LR
+from train_tiny_sd import CFG_DROP, DEFAULT_LR, PROFILES
 
 from course_utils.emoji_data import DESIGNS
 
@@ -136,11 +136,13 @@ def _sd_command(stage: str, info: dict, groups: bool = True) -> str:
     where it was not the stage's default)."""
     lr = info.get("lr")
     lr = f" --lr {lr:g}" if lr and lr != DEFAULT_LR[stage] else ""
-    drop = info.get("cfg_drop")
-    drop = f" --cfg-drop {drop:g}" if stage == "unet" and drop is not None and drop != CFG_DROP else ""
+    profile = PROFILES[info["profile"]][stage]  # a run names --cfg-drop / --snr-gamma where its profile's default differs
+    drop = info.get("cfg_drop", CFG_DROP)  # runs before the flag: 0.1
+    drop = f" --cfg-drop {drop:g}" if stage == "unet" and drop != profile.get("cfg_drop", CFG_DROP) else ""
     flip = " --no-flip" if stage == "decoder" and not info.get("flip") else ""  # runs before --flip was the default
     schedule = f" --schedule {info['schedule']}" if info.get("schedule", "tail") != "tail" else ""  # older runs: tail
-    gamma = f" --snr-gamma {info['snr_gamma']:g}" if info.get("snr_gamma") else ""
+    gamma = info.get("snr_gamma") or 0  # runs before the flag: plain MSE
+    gamma = f" --snr-gamma {gamma:g}" if stage == "unet" and gamma != (profile.get("snr_gamma") or 0) else ""
     return (_sd_flags(stage, info, groups) + f" --profile {info['profile']} --batch {info['batch']} "
             f"--steps {info['steps']}{lr}{drop}{flip}{schedule}{gamma}")
 

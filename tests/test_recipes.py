@@ -53,8 +53,9 @@ def test_sd_recipe_smoke(repo, tmp_path):
     # --heldout-every: the held-out emoji's PSNR (evaluate_zoo's figure) on its own line, at steps 3 and 6
     psnr = [float(m) for m in re.findall(r"step [36]: held-out PSNR ([0-9.]+) dB", out)]
     assert len(psnr) == 2 and all(5 < p < 60 for p in psnr), out[-2000:]
-    run(repo, "recipes/train_tiny_sd.py", "--stage", "unet", "--sample-every", "3", "--snr-gamma", "5", *common)
-    assert json.loads((tmp_path / "run" / "unet" / "training.json").read_text())["snr_gamma"] == 5.0
+    run(repo, "recipes/train_tiny_sd.py", "--stage", "unet", "--sample-every", "3", *common)
+    unet_run = json.loads((tmp_path / "run" / "unet" / "training.json").read_text())
+    assert (unet_run["snr_gamma"], unet_run["cfg_drop"]) == (5.0, 0.2)  # the CPU profile's min-SNR and empty prompts
     grid = (tmp_path / "m" / "samples.png").read_bytes()
     weights = tmp_path / "m" / "vae" / "diffusion_pytorch_model.safetensors"
     before = load_file(weights)
