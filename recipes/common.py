@@ -47,6 +47,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def zero_or_positive_float(text: str) -> float:
+    """An argparse ``type``: 0 (a weighting switched off, e.g. ``--snr-gamma 0``) or what ``positive_float`` takes."""
+    import argparse
+
+    try:
+        return 0.0 if float(text) == 0 else positive_float(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 (off) or a positive number, e.g. 5") from None
+
+
 def seed_arg(text: str) -> int:
     """An argparse ``type``: a torch seed, 0 .. 2**64 - 1."""
     import argparse

@@ -42,6 +42,7 @@ from common import (
     seed_arg,
     to_fp16_storage,
     write_run_info,
+    zero_or_positive_float,
 )
 from tqdm.auto import tqdm
 
@@ -73,6 +74,13 @@ STAGE_DEFAULTS = {"vae": dict(designs="all", norm_groups=8), "unet": dict(design
 DEFAULT_LR = {"vae": 1e-3, "decoder": 5e-4, "unet": 5e-4}
 SAMPLE_PROMPTS = ["cat face", "red heart", "flag Japan", "grinning face", "rocket", "sun", "pizza", "green apple"]
 CFG_DROP = 0.1
+
+
+def profile_default(profile: str, stage: str, key: str):
+    """--cfg-drop's and --snr-gamma's default for one profile's stage: the profile's own (the CPU UNet's 0.2 and 5),
+    else the recipe's (CFG_DROP, and 0: plain MSE). main() and the model cards' replay commands both ask here."""
+    return PROFILES[profile][stage].get(key, {"cfg_drop": CFG_DROP, "snr_gamma": 0.0}[key])
+
 #: both stages drop the learning rate to this fraction for the last 20% of a run. Measured on the UNet of a
 #: constant-rate run (2026-11-27): 654 more steps at a tenth of the rate raised top-10 adherence at guidance 7.5
 #: from 70% to 79% (seed ratio 0.44 -> 0.45): at a constant rate the weights keep moving.
@@ -84,19 +92,9 @@ def tail_factor(step: int, cfg: dict, budget: Budget, args) -> float:
     further): --schedule tail, LR_TAIL once the run is 80% done, else 1; --schedule cosine, half a cosine from 1 down
     to 0 over the run."""
     progress = min(1.0, max(step / cfg["steps"], budget.elapsed / (60 * args.max_minutes) if args.max_minutes else 0))
-    if getattr(args, "schedule", "tail") == "cosine":
+    if args.schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
     return LR_TAIL if progress > 0.8 else 1.0
-
-
-def non_negative_float(text: str) -> float:
-    """An argparse ``type`` for --snr-gamma: 0 (plain MSE) or a positive number."""
-    if text.strip() in ("0", "0.0"):
-        return 0.0
-    try:
-        return positive_float(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 0 (plain MSE) or a positive gamma, e.g. 5") from None
 
 
 def min_snr_weight(alpha_bar: torch.Tensor, gamma: float | None) -> torch.Tensor:
@@ -246,7 +244,8 @@ def train_vae(args, cfg, device, data, train_idx) -> None:
     write_run_info(args.run_dir / "vae", model="tiny-sd/vae", profile=args.profile, steps=step + 1,
                    batch=cfg["batch"], seed=args.seed, minutes=round(budget.elapsed / 60, 2),
                    hardware=hardware(device), torch=torch.__version__, scaling_factor=scaling,
-                   designs=list(args.design_names), kl_weight=args.kl_weight, lr=args.lr or DEFAULT_LR["vae"], schedule=args.schedule,
+                   designs=list(args.design_names), kl_weight=args.kl_weight, lr=args.lr or DEFAULT_LR["vae"],
+                   schedule=args.schedule,
                    norm_groups=args.norm_groups, init=str(args.init) if args.init else None,
                    parameters=sum(p.numel() for p in vae.parameters()))
 
@@ -302,7 +301,8 @@ def train_decoder(args, cfg, device, data, train_idx) -> None:
         redraw_samples(args.out, device)
         print(f"decoder: redrew {args.out / 'samples.png'} with the new decoder")
     write_run_info(args.run_dir / "decoder", model="tiny-sd/vae decoder", profile=args.profile, steps=step + 1,
-                   batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, schedule=args.schedule, seed=args.seed, designs=list(args.design_names),
+                   batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, schedule=args.schedule, seed=args.seed,
+                   designs=list(args.design_names),
                    flip=args.flip, **({"not_mirrored": int((~may_flip).sum())} if args.flip else {}),
                    minutes=round(budget.elapsed / 60, 2), hardware=hardware(device), torch=torch.__version__,
                    parameters=sum(p.numel() for p in params))
@@ -380,7 +380,8 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
         a = alphas[t].view(-1, 1, 1, 1)
         noisy = a.sqrt() * latents + (1 - a).sqrt() * noise
         hidden = text_encoder(batch_ids)[0]
-        per_sample = F.mse_loss(unet(noisy, t, encoder_hidden_states=hidden).sample, noise, reduction="none").mean((1, 2, 3))
+        pred = unet(noisy, t, encoder_hidden_states=hidden).sample
+        per_sample = F.mse_loss(pred, noise, reduction="none").mean((1, 2, 3))
         loss = (min_snr_weight(a.view(-1), args.snr_gamma) * per_sample).mean()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, lr, 500) * tail_factor(step, cfg, budget, args)
@@ -404,8 +405,8 @@ def train_unet(args, cfg, device, data, train_idx) -> None:
     save_pipeline(args.out, vae, ema_te, tokenizer, ema_unet)
     sample_grid(vae, ema_te, tokenizer, ema_unet, device, args.out / "samples.png")
     write_run_info(args.run_dir / "unet", model="tiny-sd/unet+text_encoder", profile=args.profile,
-                   steps=step + 1, batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, schedule=args.schedule, seed=args.seed, cfg_drop=args.cfg_drop,
-                   snr_gamma=args.snr_gamma,
+                   steps=step + 1, batch=cfg["batch"], lr=lr, lr_tail=LR_TAIL, schedule=args.schedule, seed=args.seed,
+                   cfg_drop=args.cfg_drop, snr_gamma=args.snr_gamma,
                    designs=list(args.design_names), norm_groups=args.norm_groups,
                    init=str(args.init) if args.init else None,
                    minutes=round(budget.elapsed / 60, 2), hardware=hardware(device), torch=torch.__version__,
@@ -477,7 +478,7 @@ def main() -> None:
     ap.add_argument("--schedule", choices=("tail", "cosine"), default="tail",
                     help="the learning rate after its warm-up: tail, constant then a tenth for the last 20%% (the "
                          "committed runs); cosine, half a cosine down to 0 over the run (its steps or its minutes)")
-    ap.add_argument("--snr-gamma", type=non_negative_float,
+    ap.add_argument("--snr-gamma", type=zero_or_positive_float,
                     help="UNet stage: weight each example's loss by min(SNR, gamma) / SNR (min-SNR weighting; 0: plain "
                          "MSE, as the committed UNet; default: the CPU profile's 5, else 0)")
     ap.add_argument("--subset", type=int_at_least(1), help="train on the first N training emoji only (smoke tests)")
@@ -506,12 +507,11 @@ def main() -> None:
         if getattr(args, key) is None:
             setattr(args, key, value)
     cfg = dict(PROFILES[args.profile][args.stage])
-    if args.cfg_drop is None:
-        args.cfg_drop = cfg.get("cfg_drop", CFG_DROP)
+    for key in ("cfg_drop", "snr_gamma"):
+        if getattr(args, key) is None:
+            setattr(args, key, profile_default(args.profile, args.stage, key))
     if not 0 < args.cfg_drop < 1:
         ap.error(f"--cfg-drop {args.cfg_drop} must be between 0 and 1 (e.g. 0.1)")
-    if args.snr_gamma is None:
-        args.snr_gamma = cfg.get("snr_gamma")
     args.snr_gamma = args.snr_gamma or None  # 0: plain MSE
     cfg.update({k: v for k, v in (("steps", args.steps), ("batch", args.batch)) if v})
     if args.max_minutes is None:

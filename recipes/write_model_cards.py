@@ -14,7 +14,7 @@ import json
 import sys
 
 from common import ZOO
-from train_tiny_sd import CFG_DROP, DEFAULT_LR, PROFILES
+from train_tiny_sd import CFG_DROP, DEFAULT_LR, profile_default
 
 from course_utils.emoji_data import DESIGNS
 
@@ -136,13 +136,13 @@ def _sd_command(stage: str, info: dict, groups: bool = True) -> str:
     where it was not the stage's default)."""
     lr = info.get("lr")
     lr = f" --lr {lr:g}" if lr and lr != DEFAULT_LR[stage] else ""
-    profile = PROFILES[info["profile"]][stage]  # a run names --cfg-drop / --snr-gamma where its profile's default differs
+    # a UNet run names --cfg-drop / --snr-gamma where its value is not its profile's default
     drop = info.get("cfg_drop", CFG_DROP)  # runs before the flag: 0.1
-    drop = f" --cfg-drop {drop:g}" if stage == "unet" and drop != profile.get("cfg_drop", CFG_DROP) else ""
+    drop = f" --cfg-drop {drop:g}" if stage == "unet" and drop != profile_default(info["profile"], stage, "cfg_drop") else ""
     flip = " --no-flip" if stage == "decoder" and not info.get("flip") else ""  # runs before --flip was the default
     schedule = f" --schedule {info['schedule']}" if info.get("schedule", "tail") != "tail" else ""  # older runs: tail
     gamma = info.get("snr_gamma") or 0  # runs before the flag: plain MSE
-    gamma = f" --snr-gamma {gamma:g}" if stage == "unet" and gamma != (profile.get("snr_gamma") or 0) else ""
+    gamma = f" --snr-gamma {gamma:g}" if stage == "unet" and gamma != profile_default(info["profile"], stage, "snr_gamma") else ""
     return (_sd_flags(stage, info, groups) + f" --profile {info['profile']} --batch {info['batch']} "
             f"--steps {info['steps']}{lr}{drop}{flip}{schedule}{gamma}")
 
@@ -181,8 +181,8 @@ def _decoder_text(runs: list[dict]) -> str:
     return (f"\nThe decoder stage fine-tunes the VAE's decoder alone ({d['parameters'] / 1e6:.2f} M parameters, with "
             f"`post_quant_conv`) on {designs_phrase(trained_designs(d))}, with the VAE stage's reconstruction loss, AdamW "
             f"at {DEFAULT_LR['decoder']} unless the table says otherwise{_lr_tail(d)}; its CPU profile takes "
-            f"steps of 8 and stops after 55 minutes. The encoder stays bit for bit as the VAE stage left it, so the latents the UNet was trained on, "
-            f"and the scaling factor, are unchanged: only the way latents become pixels improves.{_flip_text(runs)}")
+            f"steps of 8 and stops after 55 minutes. The encoder stays bit for bit as the VAE stage left it, so the "
+            f"latents the UNet was trained on, and the scaling factor, are unchanged: only the way latents become pixels improves.{_flip_text(runs)}")
 
 
 def _flip_text(runs: list[dict]) -> str:
